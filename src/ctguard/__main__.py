@@ -1,0 +1,5 @@
+"""`python -m ctguard` entry point."""
+
+from ctguard.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""Sizing and timeout knowledge: the kernel's real formulas and defaults."""

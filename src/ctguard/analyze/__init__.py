@@ -1,0 +1,1 @@
+"""Pure analysis: snapshots in, metrics and findings out."""

@@ -1,0 +1,1 @@
+"""Command-line interface: ``main(argv, env) -> ExitStatus``, one module per command."""

@@ -1,0 +1,128 @@
+"""`ctguard doctor`: the first command to run; every capability adds a section.
+
+Sections today: status of this namespace, then the other network
+namespaces (live, as root), then the combined findings with next commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from ctguard.analyze.status_report import StatusReport
+from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option, write_json
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.cli.status import VERDICT_EXIT, add_threshold_options, read_report, thresholds_from
+from ctguard.model.findings import Finding, Severity, verdict_of
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "doctor",
+        help="diagnose this host: what is wrong, why, and the exact next command",
+        description="Run every diagnosis ctguard has and print what is wrong, why, and the "
+        "next command. Exit status like `status`: 0 ok, 1 warn, 2 crit, 3 could not tell.",
+    )
+    add_read_options(parser)
+    add_threshold_options(parser)
+
+
+def other_namespace_findings(own: StatusReport, others: list[StatusReport]) -> list[Finding]:
+    """Lift the other namespaces' problems into the doctor's list, labelled."""
+    findings: list[Finding] = []
+    if others:
+        total = sum(r.snapshot.count or 0 for r in others)
+        names = ", ".join(
+            f"{r.snapshot.netns.label} ({r.snapshot.count or 0:,})" for r in others if r.snapshot.netns
+        )
+        findings.append(
+            Finding(
+                "CT004",
+                Severity.INFO,
+                f"{len(others)} other network namespace(s) hold {total:,} entries",
+                names,
+                "each namespace has its own count checked against the global max; the host's "
+                "count excludes containers",
+                "ctguard status --all-netns",
+            )
+        )
+    for report in others:
+        assert report.snapshot.netns is not None
+        for finding in report.findings:
+            if finding.severity >= Severity.WARN:
+                findings.append(
+                    replace(
+                        finding,
+                        title=f"{finding.title} [{report.snapshot.netns.label}]",
+                        next_command=f"ctguard status --netns {report.snapshot.netns.path}",
+                    )
+                )
+    return findings
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    root = open_root(args.root)
+    thresholds = thresholds_from(args)
+    netns = resolve_netns_option(root, args.netns)
+    report = read_report(root, netns, thresholds)
+    others: list[StatusReport] = []
+    skipped_netns = ""
+    if root.is_live and netns is None:
+        if env.is_root:
+            from ctguard.cli.status_all_netns import collect_namespace_reports
+
+            others = [r for r in collect_namespace_reports(root, thresholds) if r.snapshot.netns]
+        else:
+            skipped_netns = "other network namespaces not checked (needs root)"
+    findings = sorted(
+        [*report.findings, *other_namespace_findings(report, others)],
+        key=lambda f: (-f.severity, f.code),
+    )
+    verdict = verdict_of(findings)
+    if args.json:
+        from ctguard.cli.status_all_netns import namespaces_json
+        from ctguard.render.status_json import status_json
+
+        write_json(
+            env,
+            {
+                "verdict": verdict.label,
+                "findings": [f.to_json() for f in findings],
+                "status": status_json(report),
+                "namespaces": namespaces_json([report, *others], verdict)["namespaces"],
+                "notes": [skipped_netns] if skipped_netns else [],
+            },
+        )
+    else:
+        render_doctor(make_console(env), report, others, findings, verdict, skipped_netns)
+    return VERDICT_EXIT[verdict]
+
+
+def render_doctor(
+    console: Any,
+    report: StatusReport,
+    others: list[StatusReport],
+    findings: list[Finding],
+    verdict: Severity,
+    skipped_netns: str,
+) -> None:
+    from rich.rule import Rule
+    from rich.text import Text
+
+    from ctguard.render.status_text import render_findings, render_status, verdict_text
+
+    console.print(Rule("ctguard doctor"))
+    render_status(console, replace(report, findings=()))
+    if others:
+        from ctguard.cli.status_all_netns import render_namespaces
+
+        console.print(Text("\nother network namespaces", style="bold underline"))
+        render_namespaces(console, others, max((r.verdict for r in others), default=Severity.OK))
+    if skipped_netns:
+        console.print(Text(f"note: {skipped_netns}", style="dim"))
+    console.print(Rule("diagnosis"))
+    title = Text("verdict: ")
+    title.append_text(verdict_text(verdict))
+    console.print(title)
+    console.print(render_findings(findings))

@@ -1,0 +1,98 @@
+"""Entry point: ``main(argv, env)`` parses, dispatches and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import IO, NoReturn
+
+from ctguard import __version__
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.errors import AccessDenied, CtguardError, UsageError
+
+# command name -> module under ctguard.cli; each module has add_parser() and run().
+COMMANDS = {
+    "doctor": "doctor",
+    "status": "status",
+    "capture": "capture",
+}
+
+
+class _Exit(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse writing to the injected streams and never calling sys.exit."""
+
+    env: Environment
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if message:
+            stream = self.env.stderr if file is sys.stderr else self.env.stdout
+            stream.write(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self.env.stderr.write(message)
+        raise _Exit(status)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=f"see `{self.prog} --help`")
+
+
+def build_parser(env: Environment) -> argparse.ArgumentParser:
+    _Parser.env = env
+    parser = _Parser(
+        prog="ctguard",
+        description="Diagnose, explain and fix conntrack table exhaustion "
+        "(nf_conntrack: table full, dropping packet).",
+    )
+    parser.add_argument("--version", action="version", version=f"ctguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"ctguard.cli.{module_name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+    env = env or Environment()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(env)
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help(env.stdout)
+            return ExitStatus.USAGE
+        module = importlib.import_module(f"ctguard.cli.{COMMANDS[args.command]}")
+        return ExitStatus(module.run(args, env))
+    except _Exit as done:
+        return ExitStatus.OK if done.status == 0 else ExitStatus.USAGE
+    except UsageError as err:
+        env.stderr.write(f"ctguard: error: {err.message}\n")
+        return ExitStatus.USAGE
+    except AccessDenied as err:
+        env.stderr.write(f"ctguard: {err.message}\n")
+        return ExitStatus.UNKNOWN
+    except CtguardError as err:
+        env.stderr.write(f"ctguard: {err.message}\n")
+        return ExitStatus.UNKNOWN
+    except KeyboardInterrupt:
+        env.stderr.write("ctguard: interrupted\n")
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return ExitStatus.OK
+
+
+def run() -> NoReturn:
+    """Console-script entry point."""
+    status = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(int(status))

@@ -1,0 +1,1 @@
+"""Frozen values shared by every layer; no I/O here."""

@@ -1,0 +1,1 @@
+"""Output layer: text (rich), JSON payloads.  Core code never prints."""
