@@ -75,10 +75,14 @@ def check_availability(snapshot: Snapshot) -> list[Finding]:
 
 def _any_activity(snapshot: Snapshot) -> bool:
     counters = snapshot.counters or {}
-    return any(counters.get(name, 0) for name in ("found", "insert", "invalid", "drop", "early_drop"))
+    return any(
+        counters.get(name, 0) for name in ("found", "insert", "invalid", "drop", "early_drop")
+    )
 
 
-def check_pressure(snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresholds) -> list[Finding]:
+def check_pressure(
+    snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresholds
+) -> list[Finding]:
     findings: list[Finding] = []
     count, max_entries = snapshot.count, snapshot.max
     where = f" in {snapshot.netns.label}" if snapshot.netns else ""
@@ -91,11 +95,15 @@ def check_pressure(snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresh
         next_cmd = f"ctguard status --all-netns   # then find who fills it{_netns_flag(snapshot)}"
         if metrics.fill >= thresholds.crit:
             findings.append(
-                Finding("CT101", Severity.CRIT, "conntrack table nearly full", evidence, why, next_cmd)
+                Finding(
+                    "CT101", Severity.CRIT, "conntrack table nearly full", evidence, why, next_cmd
+                )
             )
         elif metrics.fill >= thresholds.warn:
             findings.append(
-                Finding("CT102", Severity.WARN, "conntrack table filling up", evidence, why, next_cmd)
+                Finding(
+                    "CT102", Severity.WARN, "conntrack table filling up", evidence, why, next_cmd
+                )
             )
     counters = snapshot.counters or {}
     drop = counters.get("drop", 0)
@@ -191,7 +199,8 @@ def check_sizing(snapshot: Snapshot, metrics: TableMetrics) -> list[Finding]:
                 "CT203",
                 Severity.INFO,
                 "nf_conntrack_max is below this kernel's default for this RAM",
-                f"max {snapshot.max:,} < default {default.max:,} ({default.era}: {default.formula})",
+                f"max {snapshot.max:,} < default {default.max:,} "
+                f"({default.era}: {default.formula})",
                 "a lowered max fills sooner; often a leftover from an old tuning guide",
                 "grep -r conntrack /etc/sysctl.conf /etc/sysctl.d/ /etc/modprobe.d/",
             )
@@ -199,7 +208,9 @@ def check_sizing(snapshot: Snapshot, metrics: TableMetrics) -> list[Finding]:
     return findings
 
 
-def check_timeouts(snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresholds) -> list[Finding]:
+def check_timeouts(
+    snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresholds
+) -> list[Finding]:
     findings = []
     changed = [t for t in snapshot.timeouts if t.state == "changed"]
     if changed:
@@ -228,7 +239,8 @@ def check_timeouts(snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresh
                 "CT302",
                 Severity.INFO,
                 "established TCP entries live for 5 days",
-                f"{established.sysctl} = {established.seconds} ({humanize_seconds(established.seconds)})",
+                f"{established.sysctl} = {established.seconds} "
+                f"({humanize_seconds(established.seconds)})",
                 "a peer that vanishes without FIN/RST leaves an ASSURED entry that is never "
                 "evicted for 5 days; on a full table these orphans are often the bulk",
                 "conntrack -L -p tcp --state ESTABLISHED | wc -l",

@@ -38,8 +38,15 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         result = capture_into(work, root, netns, with_table=not args.no_table)
     finish_destination(work, target)
     if args.json:
-        write_json(env, {"destination": str(target), "files": sorted(result.files),
-                         "missing": result.missing, "table_bytes": result.table_bytes})
+        write_json(
+            env,
+            {
+                "destination": str(target),
+                "files": sorted(result.files),
+                "missing": result.missing,
+                "table_bytes": result.table_bytes,
+            },
+        )
     else:
         env.stdout.write(
             f"captured {len(result.files)} files into {target} "

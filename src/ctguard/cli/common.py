@@ -23,7 +23,9 @@ from ctguard.model.snapshot import NetnsRef
 
 
 def add_read_options(parser: argparse.ArgumentParser, *, netns: bool = True) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON (stable keys) instead of text")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (stable keys) instead of text"
+    )
     parser.add_argument(
         "--root",
         metavar="DIR",

@@ -11,7 +11,13 @@ from dataclasses import replace
 from typing import Any
 
 from ctguard.analyze.status_report import StatusReport
-from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option, write_json
+from ctguard.cli.common import (
+    add_read_options,
+    make_console,
+    open_root,
+    resolve_netns_option,
+    write_json,
+)
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.status import VERDICT_EXIT, add_threshold_options, read_report, thresholds_from
 from ctguard.model.findings import Finding, Severity, verdict_of
@@ -34,7 +40,9 @@ def other_namespace_findings(own: StatusReport, others: list[StatusReport]) -> l
     if others:
         total = sum(r.snapshot.count or 0 for r in others)
         names = ", ".join(
-            f"{r.snapshot.netns.label} ({r.snapshot.count or 0:,})" for r in others if r.snapshot.netns
+            f"{r.snapshot.netns.label} ({r.snapshot.count or 0:,})"
+            for r in others
+            if r.snapshot.netns
         )
         findings.append(
             Finding(
@@ -113,7 +121,7 @@ def render_doctor(
     from ctguard.render.status_text import render_findings, render_status, verdict_text
 
     console.print(Rule("ctguard doctor"))
-    render_status(console, replace(report, findings=()))
+    render_status(console, report, with_findings=False)
     if others:
         from ctguard.cli.status_all_netns import render_namespaces
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import IO, NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from ctguard import __version__
 from ctguard.cli.env import Environment, ExitStatus
@@ -30,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
     env: Environment
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         if message:
             stream = self.env.stderr if file is sys.stderr else self.env.stdout
             stream.write(message)
@@ -53,7 +57,7 @@ def build_parser(env: Environment) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ctguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module_name in COMMANDS.items():
+    for module_name in COMMANDS.values():
         module = importlib.import_module(f"ctguard.cli.{module_name}")
         module.add_parser(sub)
     return parser
@@ -91,8 +95,6 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
 def run() -> NoReturn:
     """Console-script entry point."""
     status = main()
-    try:
+    with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
-    except BrokenPipeError:
-        pass
     sys.exit(int(status))

@@ -7,7 +7,13 @@ from typing import Any
 
 from ctguard.analyze.status_checks import Thresholds
 from ctguard.analyze.status_report import StatusReport, build_status_report
-from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option, write_json
+from ctguard.cli.common import (
+    add_read_options,
+    make_console,
+    open_root,
+    resolve_netns_option,
+    write_json,
+)
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import UsageError
 from ctguard.kernel.netns import entered_netns
@@ -40,8 +46,12 @@ def add_parser(sub: Any) -> None:
 
 
 def add_threshold_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--warn", type=float, default=75.0, metavar="PCT", help="warn at this fill %% (75)")
-    parser.add_argument("--crit", type=float, default=90.0, metavar="PCT", help="crit at this fill %% (90)")
+    parser.add_argument(
+        "--warn", type=float, default=75.0, metavar="PCT", help="warn at this fill %% (75)"
+    )
+    parser.add_argument(
+        "--crit", type=float, default=90.0, metavar="PCT", help="crit at this fill %% (90)"
+    )
 
 
 def thresholds_from(args: argparse.Namespace) -> Thresholds:

@@ -93,14 +93,24 @@ def render_namespaces(console: Any, reports: list[StatusReport], verdict: Severi
     from ctguard.render.status_text import verdict_text
 
     max_entries = reports[0].snapshot.max if reports else None
-    title = Text(f"network namespaces with a conntrack table in use (global max {max_entries:,})  verdict: "
-                 if max_entries else "network namespaces with a conntrack table in use  verdict: ")
+    title = Text(
+        f"network namespaces with a conntrack table in use (global max {max_entries:,})  verdict: "
+        if max_entries
+        else "network namespaces with a conntrack table in use  verdict: "
+    )
     title.append_text(verdict_text(verdict))
     console.print(title)
     table = Table(box=None, pad_edge=False)
-    for column, justify in (("netns", "left"), ("inode", "right"), ("entries", "right"),
-                            ("fill", "right"), ("drop", "right"), ("early_drop", "right"),
-                            ("insert_failed", "right"), ("verdict", "left")):
+    for column, justify in (
+        ("netns", "left"),
+        ("inode", "right"),
+        ("entries", "right"),
+        ("fill", "right"),
+        ("drop", "right"),
+        ("early_drop", "right"),
+        ("insert_failed", "right"),
+        ("verdict", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for report in reports:
         snap = report.snapshot
@@ -117,5 +127,10 @@ def render_namespaces(console: Any, reports: list[StatusReport], verdict: Severi
             verdict_text(report.verdict),
         )
     console.print(table)
-    console.print(Text("each namespace is checked against the global nf_conntrack_max; the "
-                       "host's own count excludes them", style="dim"))
+    console.print(
+        Text(
+            "each namespace is checked against the global nf_conntrack_max; the "
+            "host's own count excludes them",
+            style="dim",
+        )
+    )

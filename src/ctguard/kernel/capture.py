@@ -74,7 +74,9 @@ def _copy_file(source: Path, target: Path) -> int:
     return written
 
 
-def _capture_path(root: KernelRoot, rel: str, source: Path, dest: Path, result: CaptureResult) -> int:
+def _capture_path(
+    root: KernelRoot, rel: str, source: Path, dest: Path, result: CaptureResult
+) -> int:
     try:
         size = _copy_file(source, dest / rel)
     except FileNotFoundError:
@@ -104,7 +106,12 @@ def _run_tool(argv: tuple[str, ...]) -> tuple[bytes | None, str]:
 
 
 def capture_into(
-    dest: Path, root: KernelRoot, netns: NetnsRef | None, *, with_table: bool, with_tools: bool = True
+    dest: Path,
+    root: KernelRoot,
+    netns: NetnsRef | None,
+    *,
+    with_table: bool,
+    with_tools: bool = True,
 ) -> CaptureResult:
     """Copy the live state into ``dest`` (call inside the netns to capture)."""
     result = CaptureResult(dest)
@@ -116,7 +123,9 @@ def capture_into(
             _capture_path(root, f"proc/{rel}", root.proc_path(rel), dest, result)
     if with_table:
         for rel in TABLE_FILES:
-            result.table_bytes += _capture_path(root, f"proc/{rel}", root.proc_path(rel), dest, result)
+            result.table_bytes += _capture_path(
+                root, f"proc/{rel}", root.proc_path(rel), dest, result
+            )
     for module in SYS_MODULES:
         base = f"module/{module}"
         if not root.sys_path(base).is_dir():
@@ -186,7 +195,8 @@ def prepare_destination(path: Path) -> Path:
         raise CtguardError(
             "capture directory is not empty",
             where=str(path),
-            hint="give a new or empty directory (nothing is overwritten), or a name ending in .tar.gz",
+            hint="give a new or empty directory (nothing is overwritten), "
+            "or a name ending in .tar.gz",
         )
     return path
 

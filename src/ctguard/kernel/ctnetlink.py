@@ -136,7 +136,9 @@ def _tuple(src: str, dst: str, sport: int, dport: int, proto: int) -> bytes:
 def encode_new_entry(flow: Flow) -> bytes:
     """The attributes of an IPCTNL_MSG_CT_NEW request for one flow."""
     status = IPS_CONFIRMED | (IPS_SEEN_REPLY | IPS_ASSURED if flow.assured else 0)
-    body = nla_nested(CTA_TUPLE_ORIG, _tuple(flow.src, flow.dst, flow.sport, flow.dport, flow.proto))
+    body = nla_nested(
+        CTA_TUPLE_ORIG, _tuple(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
+    )
     body += nla_nested(
         CTA_TUPLE_REPLY, _tuple(flow.dst, flow.src, flow.dport, flow.sport, flow.proto)
     )

@@ -65,7 +65,9 @@ def _sysctl_dir(root: KernelRoot) -> tuple[str, str, bool]:
     return MODERN_DIR, MODERN_PREFIX, False
 
 
-def read_timeouts(root: KernelRoot, directory: str, prefix: str, legacy: bool) -> list[TimeoutSetting]:
+def read_timeouts(
+    root: KernelRoot, directory: str, prefix: str, legacy: bool
+) -> list[TimeoutSetting]:
     settings = []
     for name in list_dir_or_empty(root.proc_path(directory)):
         if not name.startswith(prefix) or "timeout" not in name:
@@ -94,7 +96,10 @@ def read_counters(
     root: KernelRoot, notes: list[str], *, use_netlink: bool
 ) -> tuple[dict[str, int] | None, CounterSource | None, int | None]:
     """Summed per-CPU counters, their source, and the procfs ``entries`` value."""
-    for rel, kind in (("net/stat/nf_conntrack", "procfs"), ("net/stat/ip_conntrack", "procfs-legacy")):
+    for rel, kind in (
+        ("net/stat/nf_conntrack", "procfs"),
+        ("net/stat/ip_conntrack", "procfs-legacy"),
+    ):
         text = root.read_proc(rel)
         if text is not None:
             parsed = parse_stat_nf_conntrack(text, source=str(root.proc_path(rel)))
@@ -115,7 +120,11 @@ def read_counters(
             rows = [{str(k): int(v) for k, v in row.items()} for row in json.loads(bundled)]
         except (ValueError, AttributeError, TypeError) as err:
             raise ParseError("bad captured netlink statistics", where=BUNDLE_NETLINK_STATS) from err
-        return _sum_rows(rows), CounterSource("netlink", "ctnetlink stats (captured)", len(rows)), None
+        return (
+            _sum_rows(rows),
+            CounterSource("netlink", "ctnetlink stats (captured)", len(rows)),
+            None,
+        )
     tool = root.read_bundle(BUNDLE_CONNTRACK_S)
     if tool is not None and tool.strip():
         parsed = parse_conntrack_stats_tool(tool, source=BUNDLE_CONNTRACK_S)
@@ -148,17 +157,24 @@ def read_slab(root: KernelRoot, notes: list[str]) -> tuple[SlabCache, ...] | Non
     return tuple(conntrack_caches(parse_slabinfo(text, source=str(root.proc_path("slabinfo")))))
 
 
-def read_module(root: KernelRoot) -> tuple[bool, dict[str, str], tuple[str, ...]]:
-    """(module present, its parameters, modules using it)."""
+def read_module(root: KernelRoot, notes: list[str]) -> tuple[bool, dict[str, str], tuple[str, ...]]:
+    """(module present, its readable parameters, modules using it)."""
     for module in ("nf_conntrack", "ip_conntrack"):
         base = f"module/{module}"
         if not root.sys_path(base).is_dir():
             continue
         params = {}
+        denied = []
         for name in list_dir_or_empty(root.sys_path(f"{base}/parameters")):
-            value = root.read_sys(f"{base}/parameters/{name}")
+            try:
+                value = root.read_sys(f"{base}/parameters/{name}")
+            except AccessDenied:
+                denied.append(name)  # some parameters are mode 0400
+                continue
             if value is not None:
                 params[name] = value.strip()
+        if denied:
+            notes.append(f"module parameters readable by root only: {', '.join(denied)}")
         users = tuple(list_dir_or_empty(root.sys_path(f"{base}/holders")))
         return True, params, users
     return False, {}, ()
@@ -177,7 +193,7 @@ def read_snapshot(
     count = _int_or_none(sysctl("count"))
     max_entries = _int_or_none(sysctl("max"))
     buckets = _int_or_none(sysctl("buckets"))
-    module_present, params, users = read_module(root)
+    module_present, params, users = read_module(root, notes)
     module_loaded = max_entries is not None or module_present
     if buckets is None and "hashsize" in params:
         buckets = _int_or_none(params["hashsize"])
@@ -192,9 +208,7 @@ def read_snapshot(
     meminfo = root.read_proc("meminfo")
     mem_total = parse_mem_total_bytes(meminfo, source="meminfo") if meminfo else None
     release = root.read_proc("sys/kernel/osrelease")
-    settings = {
-        key: value.strip() for key in SETTING_KEYS if (value := sysctl(key)) is not None
-    }
+    settings = {key: value.strip() for key in SETTING_KEYS if (value := sysctl(key)) is not None}
     return Snapshot(
         source=root.label,
         netns=netns,

@@ -42,7 +42,9 @@ def parse_conntrack_stats_tool(text: str, source: str = "conntrack -S") -> PerCp
             raise ParseError("cpu line without counters", where=source, line=number)
         rows.append(row)
     if not rows:
-        raise ParseError("no 'cpu=N' lines found", where=source, hint="is this `conntrack -S` output?")
+        raise ParseError(
+            "no 'cpu=N' lines found", where=source, hint="is this `conntrack -S` output?"
+        )
     return PerCpuCounters(
         columns=tuple(columns), per_cpu=tuple(rows), entries=None, header_variant="conntrack -S"
     )

@@ -80,8 +80,12 @@ def render_memory_section(report: StatusReport) -> Table:
     grid = _grid()
     grid.add_row("per entry", f"~{memory.bytes_per_entry} B ({memory.basis})")
     grid.add_row("table now", _mib(memory.table_now))
-    share = "" if memory.share_of_ram_at_max is None else f", {memory.share_of_ram_at_max:.2%} of RAM"
-    grid.add_row("table at max", f"{_mib(memory.table_at_max)} + hash {_mib(memory.hash_bytes)}{share}")
+    share = (
+        "" if memory.share_of_ram_at_max is None else f", {memory.share_of_ram_at_max:.2%} of RAM"
+    )
+    grid.add_row(
+        "table at max", f"{_mib(memory.table_at_max)} + hash {_mib(memory.hash_bytes)}{share}"
+    )
     if snap.mem_total:
         grid.add_row("MemTotal", _mib(snap.mem_total))
     return grid
@@ -125,7 +129,9 @@ def render_findings(findings: tuple[Finding, ...] | list[Finding]) -> Table | Te
     grid.add_column(no_wrap=True)
     grid.add_column()
     for finding in findings:
-        head = Text(f"[{finding.severity.label}] {finding.code}", style=SEVERITY_STYLE[finding.severity])
+        head = Text(
+            f"[{finding.severity.label}] {finding.code}", style=SEVERITY_STYLE[finding.severity]
+        )
         body = Text(finding.title, style="bold")
         body.append(f"\n{finding.evidence}")
         if finding.why:
@@ -137,7 +143,7 @@ def render_findings(findings: tuple[Finding, ...] | list[Finding]) -> Table | Te
     return grid
 
 
-def render_status(console: Any, report: StatusReport) -> None:
+def render_status(console: Any, report: StatusReport, *, with_findings: bool = True) -> None:
     snap = report.snapshot
     where = snap.netns.label if snap.netns else snap.source
     title = Text(f"conntrack status — {where}")
@@ -151,14 +157,16 @@ def render_status(console: Any, report: StatusReport) -> None:
     if not snap.module_loaded:
         console.print(render_findings(report.findings))
         return
-    for heading, section in (
+    sections: list[tuple[str, Any]] = [
         ("table", render_table_section(report)),
         ("counters", render_counters_section(report)),
         ("memory", render_memory_section(report)),
         ("sizing", render_defaults_section(report)),
         ("timeouts (seconds, * = changed)", render_timeouts_section(report)),
-        ("findings", render_findings(report.findings)),
-    ):
+    ]
+    if with_findings:
+        sections.append(("findings", render_findings(report.findings)))
+    for heading, section in sections:
         console.print(Text(f"\n{heading}", style="bold underline"))
         console.print(section)
     for note in snap.notes:

@@ -1,0 +1,201 @@
+"""Lab network namespaces with guaranteed cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctguard.errors import AccessDenied, CtguardError, SourceMissing
+from ctguard.kernel.netns import entered_netns, resolve_netns
+from ctguard.model.snapshot import NetnsRef
+
+PREFIX = "ctg"
+JOURNAL_DIR = Path("/run/ctguard/lab")
+COMMAND_TIMEOUT = 30.0
+
+
+def run_command(argv: list[str], *, input_text: str | None = None, check: bool = True) -> str:
+    """Run argv (never a shell); raise CtguardError with its stderr on failure."""
+    try:
+        done = subprocess.run(
+            argv,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise SourceMissing(
+            f"{argv[0]} is not installed", hint="apt-get install iproute2 nftables"
+        ) from err
+    if check and done.returncode != 0:
+        raise CtguardError(
+            f"{' '.join(argv[:4])} failed (exit {done.returncode}): {done.stderr.strip()[:300]}"
+        )
+    return done.stdout
+
+
+def lab_preflight() -> None:
+    """Refuse clearly when the lab cannot run here."""
+    if os.geteuid() != 0:
+        raise AccessDenied("the lab needs root (network namespaces, netlink)", hint="run as root")
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            raise SourceMissing(
+                f"{tool} is not installed", hint="apt-get install iproute2 nftables"
+            )
+    if not Path("/proc/self/ns/net").exists():
+        raise SourceMissing("this kernel has no network namespace support")
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+@dataclass
+class LabNamespace:
+    name: str
+    ref: NetnsRef
+
+    def exec(self, argv: list[str], *, input_text: str | None = None, check: bool = True) -> str:
+        return run_command(
+            ["ip", "netns", "exec", self.name, *argv], input_text=input_text, check=check
+        )
+
+    def nft(self, script: str) -> None:
+        self.exec(["nft", "-f", "-"], input_text=script)
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        with entered_netns(self.ref):
+            yield
+
+    def enable_conntrack(self) -> None:
+        """Add a `ct state` rule: only then does this netns register conntrack hooks."""
+        self.nft(
+            "table inet ctg_lab_track {\n"
+            "  chain pre { type filter hook prerouting priority 0; ct state new counter; }\n"
+            "  chain out { type filter hook output priority 0; ct state new counter; }\n"
+            "}\n"
+        )
+
+    def read_sysctl(self, dotted: str) -> str:
+        with self.entered(), open("/proc/sys/" + dotted.replace(".", "/")) as handle:
+            return handle.read().strip()
+
+    def write_sysctl(self, dotted: str, value: str) -> None:
+        """Per-netns sysctls only (timeouts, acct, ...); global ones are read-only here."""
+        with self.entered(), open("/proc/sys/" + dotted.replace(".", "/"), "w") as handle:
+            handle.write(value)
+
+
+@dataclass
+class Lab:
+    """A set of namespaces and links; use as a context manager."""
+
+    journal_dir: Path = JOURNAL_DIR
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    namespaces: list[LabNamespace] = field(default_factory=list)
+
+    @property
+    def journal(self) -> Path:
+        return self.journal_dir / f"{self.run_id}.json"
+
+    def _record(self, name: str) -> None:
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        names = [ns.name for ns in self.namespaces] + [name]
+        tmp = self.journal.with_suffix(".tmp")
+        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+        tmp.write_text(json.dumps({**owner, "namespaces": names}))
+        tmp.replace(self.journal)
+
+    def add_namespace(self, short: str) -> LabNamespace:
+        name = f"{PREFIX}-{self.run_id}-{short}"
+        self._record(name)  # journal first: a crash right after still gets cleaned
+        run_command(["ip", "netns", "add", name])
+        namespace = LabNamespace(name, resolve_netns(name))
+        self.namespaces.append(namespace)
+        namespace.exec(["ip", "link", "set", "lo", "up"])
+        # No duplicate address detection: a tentative link-local address
+        # stalls neighbour discovery for seconds after a veth comes up.
+        for scope in ("all", "default"):
+            namespace.write_sysctl(f"net.ipv6.conf.{scope}.accept_dad", "0")
+        return namespace
+
+    def link(self, a: LabNamespace, b: LabNamespace, subnet: int = 77) -> tuple[str, str]:
+        """A veth pair a<->b with 10.<subnet>.0.1/.2 and fd00:<subnet>::1/::2; returns v4 addrs."""
+        tag = f"{self.run_id[:4]}{len(self.namespaces)}{subnet % 100}"
+        left, right = f"cga{tag}"[:15], f"cgb{tag}"[:15]
+        run_command(
+            [
+                "ip",
+                "link",
+                "add",
+                left,
+                "netns",
+                a.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                right,
+                "netns",
+                b.name,
+            ]
+        )
+        for ns, dev, host in ((a, left, 1), (b, right, 2)):
+            ns.exec(["ip", "addr", "add", f"10.{subnet}.0.{host}/24", "dev", dev])
+            ns.exec(["ip", "-6", "addr", "add", f"fd00:{subnet}::{host}/64", "dev", dev, "nodad"])
+            ns.exec(["ip", "link", "set", dev, "up"])
+        return f"10.{subnet}.0.1", f"10.{subnet}.0.2"
+
+    def close(self) -> None:
+        errors = []
+        for namespace in reversed(self.namespaces):
+            try:
+                run_command(["ip", "netns", "del", namespace.name])
+            except CtguardError as err:
+                errors.append(str(err))
+        self.namespaces.clear()
+        self.journal.unlink(missing_ok=True)
+        if errors:
+            raise CtguardError("lab cleanup failed: " + "; ".join(errors))
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
+    """Delete namespaces of lab runs whose process is gone; return their names."""
+    removed: list[str] = []
+    for journal in sorted(journal_dir.glob("*.json")) if journal_dir.is_dir() else []:
+        try:
+            data = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            journal.unlink(missing_ok=True)
+            continue
+        pid = int(data.get("pid", 0))
+        if pid and process_start_time(pid) == data.get("start"):
+            continue  # that run is still alive (same pid, same start: not a reused pid)
+        for name in data.get("namespaces", []):
+            if Path(f"/run/netns/{name}").exists():
+                run_command(["ip", "netns", "del", name], check=False)
+                removed.append(name)
+        journal.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,122 @@
+"""Real connections inside lab namespaces, bounded in count and time.
+
+Sockets are created while the thread is inside the namespace and stay
+bound to it afterwards, so no helper processes are needed.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ctguard.lab.namespaces import LabNamespace
+
+MAX_CONNECTIONS = 20000
+DEFAULT_DEADLINE = 30.0
+
+
+@dataclass
+class TcpServer:
+    """Accepts and holds connections open (ESTABLISHED, ASSURED entries)."""
+
+    namespace: LabNamespace
+    address: str
+    port: int
+    limit: int = MAX_CONNECTIONS
+    accepted: list[socket.socket] = field(default_factory=list)
+    _listener: socket.socket | None = None
+    _thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> TcpServer:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        with self.namespace.entered():
+            listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.address, self.port))
+        listener.listen(4096)
+        listener.settimeout(0.2)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set() and len(self.accepted) < self.limit:
+            try:
+                conn, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.accepted.append(conn)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+        self.accepted.clear()
+        if self._listener is not None:
+            self._listener.close()
+
+    def __enter__(self) -> TcpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def open_tcp_connections(
+    namespace: LabNamespace, address: str, port: int, count: int, deadline: float = DEFAULT_DEADLINE
+) -> list[socket.socket]:
+    """Open up to ``count`` connections from ``namespace``; the caller closes them."""
+    if count > MAX_CONNECTIONS:
+        raise ValueError(f"at most {MAX_CONNECTIONS} connections per call")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    stop_at = time.monotonic() + deadline
+    sockets: list[socket.socket] = []
+    with namespace.entered():
+        for _ in range(count):
+            if time.monotonic() > stop_at:
+                break
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(2.0)
+            try:
+                sock.connect((address, port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+    return sockets
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (packets queued
+    behind neighbour discovery arrive asynchronously)."""
+    stop_at = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > stop_at:
+            return False
+        time.sleep(step)
+
+
+def send_udp(namespace: LabNamespace, address: str, ports: list[int], payload: bytes = b"x") -> int:
+    """One datagram to each port (each a new UNREPLIED entry when nobody answers)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sent = 0
+    with namespace.entered():
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    with sock:
+        for port in ports[:MAX_CONNECTIONS]:
+            try:
+                sock.sendto(payload, (address, port))
+                sent += 1
+            except OSError:
+                continue
+    return sent

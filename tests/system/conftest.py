@@ -1,0 +1,48 @@
+"""Real-kernel fixtures: root, network namespaces, nft, conntrack tools.
+
+Tests here are marked ``kernel`` and skip with the reason when this machine
+cannot run them (not root, no netns, a tool missing).  Every namespace is
+removed when the test ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ctguard.lab.namespaces import Lab, clean_leftovers
+
+REQUIRED_TOOLS = ("ip", "nft", "conntrack")
+
+
+def kernel_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, netlink)"
+    if not Path("/proc/self/ns/net").exists():
+        return "kernel without network namespaces"
+    if not Path("/proc/sys/net/netfilter/nf_conntrack_max").exists():
+        return "nf_conntrack is not loaded"
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"missing tools: {', '.join(missing)} (run scripts/test, which installs them)"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = kernel_skip_reason()
+    for item in items:
+        if "tests/system" in str(item.fspath):
+            item.add_marker(pytest.mark.kernel)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    clean_leftovers()
+    with Lab() as created:
+        yield created
