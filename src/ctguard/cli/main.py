@@ -21,6 +21,7 @@ COMMANDS = {
     "doctor": "doctor",
     "status": "status",
     "capture": "capture",
+    "logs": "logs",
 }
 
 
@@ -90,6 +91,14 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         return ExitStatus.OK
+    except Exception as err:  # a bug: say so plainly, details on request
+        if env.environ.get("CTGUARD_DEBUG"):
+            raise
+        env.stderr.write(
+            f"ctguard: internal error: {type(err).__name__}: {err}\n"
+            "  what to do: rerun with CTGUARD_DEBUG=1 for the traceback and report it\n"
+        )
+        return ExitStatus.UNKNOWN
 
 
 def run() -> NoReturn:

@@ -1,0 +1,119 @@
+"""`ctguard logs`: every "table full" episode in the kernel log, counted right."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ctguard.analyze.log_episodes import DEFAULT_GAP, LogReport, build_log_report
+from ctguard.cli.common import make_console, open_root, write_json
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.errors import UsageError
+from ctguard.kernel.kernlog_sources import LogSource, bundle_source, files_source, live_source
+from ctguard.parse.kernlog import parse_log
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "logs",
+        help="'table full' episodes in the kernel log: when, how long, how many, which netns",
+        description="Find every conntrack 'table full' episode in the kernel log (ring buffer, "
+        "journal, syslog files, .gz, a bundle, or FILEs / - for stdin). Exit status 0 = none "
+        "found, 1 = episodes found, 3 = no log could be read.",
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE", help="log files to read ('-' = stdin)")
+    parser.add_argument("--json", action="store_true", help="print JSON (stable keys)")
+    parser.add_argument("--root", metavar="DIR", help="read the kernel log of a capture bundle")
+    parser.add_argument("--journal", action="store_true", help="read `journalctl -k` (live)")
+    parser.add_argument("--since", metavar="TIME", help="ISO time or age such as 30m, 6h, 2d")
+    parser.add_argument("--until", metavar="TIME", help="ISO time or age such as 10m")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=DEFAULT_GAP,
+        metavar="SECONDS",
+        help=f"silence that ends an episode ({DEFAULT_GAP:.0f})",
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="watch the live kernel log for new episodes"
+    )
+    parser.add_argument(
+        "--for", dest="duration", type=float, metavar="SECONDS", help="with --follow: stop after"
+    )
+
+
+def parse_time(text: str | None, now: datetime) -> datetime | None:
+    if text is None:
+        return None
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as err:
+        raise UsageError(
+            f"cannot read time {text!r}",
+            hint="use ISO 8601 (2026-11-22T10:00) or an age (30m, 6h, 2d)",
+        ) from err
+    return value if value.tzinfo else value.astimezone(UTC)
+
+
+def load_source(args: argparse.Namespace, env: Environment, since: datetime | None) -> LogSource:
+    if args.files:
+        if args.root or args.journal:
+            raise UsageError("give FILEs, --root or --journal, not several")
+        stdin = env.stdin.read() if "-" in args.files else None
+        return files_source(args.files, stdin)
+    if args.root:
+        return bundle_source(open_root(args.root))
+    return live_source(journal=args.journal, since=since)
+
+
+def live_netns_names() -> dict[int, str]:
+    """inode -> label of the namespaces that exist now (inodes are reused later)."""
+    try:
+        from ctguard.kernel.netns import list_netns
+
+        return {ref.inode: ref.label for ref in list_netns()}
+    except OSError:
+        return {}
+
+
+def analyse(args: argparse.Namespace, env: Environment) -> tuple[LogReport, LogSource]:
+    now = datetime.now(UTC)
+    since, until = parse_time(args.since, now), parse_time(args.until, now)
+    if args.gap <= 0:
+        raise UsageError("--gap must be positive")
+    source = load_source(args, env, since)
+    records = parse_log(source.lines, source.reference)
+    report = build_log_report(
+        records, boot_time=source.boot_time, gap=args.gap, since=since, until=until
+    )
+    return report, source
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.follow:
+        from ctguard.cli.logs_follow import follow
+
+        if args.files or args.root:
+            raise UsageError("--follow reads the live kernel log; it takes no FILE or --root")
+        return follow(args, env)
+    if args.duration is not None:
+        raise UsageError("--for only applies with --follow")
+    report, source = analyse(args, env)
+    names = live_netns_names() if not args.files and not args.root else {}
+    if args.json:
+        from ctguard.render.logs_json import logs_json
+
+        write_json(env, logs_json(report, source.label, names))
+    else:
+        from ctguard.render.logs_text import render_logs
+
+        render_logs(make_console(env), report, source.label, names)
+    return ExitStatus.WARN if report.episodes else ExitStatus.OK

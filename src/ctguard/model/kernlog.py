@@ -1,0 +1,33 @@
+"""Kernel log records as ctguard understands them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class LogKind(enum.Enum):
+    TABLE_FULL = "table_full"
+    EXPECT_FULL = "expectation_full"
+    VMALLOC = "vmalloc_fallback"
+    RATELIMIT = "ratelimit"  # N callbacks/messages suppressed (any net_ratelimit user)
+    REPEATED = "repeated"  # syslog: last message repeated N times
+    TRACE = "trace"  # a ctguard trace (LOG rule) line
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One kernel-log line (or a line re-joined from a hard wrap)."""
+
+    line_no: int
+    kind: LogKind
+    wall: datetime | None  # wall-clock time when the format has one
+    year_known: bool
+    mono: float | None  # seconds since boot ([  123.456789] or /dev/kmsg usec)
+    host: str | None
+    message: str
+    count: int = 0  # suppressed / repeated N
+    netns: int | None = None  # "table full in netns <inum>" (6.16+)
+    vps: str | None = None  # OpenVZ "VPS <id>"

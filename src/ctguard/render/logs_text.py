@@ -1,0 +1,102 @@
+"""Human output of `ctguard logs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from ctguard.advise.kernel_defaults import humanize_seconds
+from ctguard.analyze.log_episodes import Episode, LogReport, sparkline, timeline
+
+
+def namespace_label(episode: Episode, names: dict[int, str]) -> str:
+    if episode.vps:
+        return f"VPS {episode.vps}"
+    if episode.netns is None:
+        return "host / unnamed"
+    name = names.get(episode.netns)
+    return f"netns {episode.netns}" + (f" = {name}" if name else "")
+
+
+def render_logs(console: Any, report: LogReport, source: str, names: dict[int, str]) -> None:
+    axis = report.axis
+    console.print(Text(f"kernel log: {source} ({report.records:,} lines read)", style="bold"))
+    if not report.episodes:
+        console.print(Text("no 'table full, dropping packet' lines", style="green"))
+    else:
+        summary = Text(
+            f"{report.table_full_lines:,} 'table full' lines in {len(report.episodes)} episode(s)"
+        )
+        if report.suppressed:
+            summary.append(f", + up to {report.suppressed:,} suppressed by rate limiting")
+        console.print(summary, style="yellow")
+        table = Table(box=None, pad_edge=False)
+        for column in ("start", "end", "duration", "lines", "suppressed≤", "namespace"):
+            table.add_column(
+                column, justify="right" if column in ("lines", "suppressed≤") else "left"
+            )
+        for episode in report.episodes:
+            duration = episode.duration
+            table.add_row(
+                axis.show(episode.start) or f"line {episode.first_line}",
+                axis.show(episode.end) or f"line {episode.last_line}",
+                "-"
+                if duration is None
+                else humanize_seconds(int(duration))
+                if duration >= 1
+                else "<1s",
+                f"{episode.lines:,}",
+                f"{episode.suppressed:,}",
+                namespace_label(episode, names),
+            )
+        console.print(table)
+        minutes = timeline(report.episodes)
+        if len(minutes) > 1:
+            console.print(
+                Text(
+                    f"per minute {axis.show(minutes[0][0] * 60.0)} .. "
+                    f"{axis.show(minutes[-1][0] * 60.0)}: "
+                )
+                + Text(sparkline([count for _m, count in minutes]), style="yellow")
+            )
+        console.print(
+            Text(
+                "each line is one dropped packet; 'suppressed' counts every net_ratelimit user, so it "
+                "is an upper bound; the drop counter (ctguard status) is exact",
+                style="dim",
+            )
+        )
+        if any(episode.netns for episode in report.episodes) and names:
+            console.print(
+                Text(
+                    "netns inode numbers are reused once a namespace is gone: a name "
+                    "match is reliable only for recent episodes",
+                    style="dim",
+                )
+            )
+    if report.suppressed_unattributed:
+        console.print(
+            Text(
+                f"{report.suppressed_unattributed:,} suppressed callbacks not attributed to conntrack "
+                "(their neighbouring lines are other messages)",
+                style="dim",
+            )
+        )
+    if report.expectation_full_lines:
+        console.print(
+            Text(
+                f"{report.expectation_full_lines} 'expectation table full' lines "
+                "(helper expectations, nf_conntrack_expect_max)",
+                style="yellow",
+            )
+        )
+    if report.vmalloc_lines:
+        console.print(
+            Text(
+                f"{report.vmalloc_lines} 'falling back to vmalloc' lines (hash resize)", style="dim"
+            )
+        )
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"))
