@@ -45,6 +45,9 @@ def write(base: Path, rel: str, text: str) -> None:
     path.write_text(text)
 
 
+roots_write = write
+
+
 def write_sysctls(base: Path, sysctl_text: str) -> None:
     for key, value in parse_sysctl_dump(sysctl_text).values.items():
         write(base, "proc/sys/" + key.replace(".", "/"), value + "\n")

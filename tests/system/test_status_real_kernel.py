@@ -4,6 +4,9 @@ import json
 import os
 import socket
 import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ctguard.cli.env import ExitStatus
@@ -55,6 +58,15 @@ def test_full_table_drops_are_seen_and_crit(lab):
     max_entries = int(ns.read_sysctl("net.netfilter.nf_conntrack_max"))
     created, failures = fill_table(ns, synthetic_flows(max_entries, sources=4096))
     assert created == max_entries, failures
+    before = (datetime.now(UTC) - timedelta(seconds=2)).isoformat(timespec="seconds")
+    follower: dict[str, object] = {}
+    watcher = threading.Thread(
+        target=lambda: follower.update(
+            result=run_cli("logs", "--follow", "--gap", "1", "--for", "4", "--json")
+        )
+    )
+    watcher.start()
+    time.sleep(0.5)  # let the follower reach the end of the ring buffer
     with ns.entered():
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     probe.settimeout(1.0)
@@ -67,6 +79,11 @@ def test_full_table_drops_are_seen_and_crit(lab):
         finally:
             probe.close()
     assert not connected, "a new flow got through a table full of ASSURED entries"
+    watcher.join(timeout=15)
+    inode = os.stat(f"/run/netns/{ns.name}").st_ino
+    events = [json.loads(line) for line in follower["result"].stdout.splitlines()]
+    mine = [e["event"] for e in events if e["netns"] == inode]
+    assert mine[:2] == ["episode started", "episode ended"], events
     result = run_cli("status", "--netns", ns.name, "--json")
     payload = result.json()
     totals = tool_totals(ns)
@@ -74,6 +91,17 @@ def test_full_table_drops_are_seen_and_crit(lab):
     assert payload["count"] == max_entries and payload["fill"] == 1.0
     assert result.status == ExitStatus.CRIT
     assert {"CT101", "CT103"} <= {f["code"] for f in payload["findings"]}
+
+    # The kernel logged it, rate-limited, with this namespace's inode (6.16+).
+    logs = run_cli("logs", "--since", before, "--json")
+    assert logs.status == ExitStatus.WARN, logs.stderr
+    episodes = [e for e in logs.json()["episodes"] if e["netns"] == inode]
+    assert len(episodes) == 1
+    assert 1 <= episodes[0]["lines"] <= payload["drop"]
+    assert episodes[0]["netns_name"] == ns.name
+    doctor = run_cli("doctor", "--json").json()
+    ct403 = [f for f in doctor["findings"] if f["code"] == "CT403"]
+    assert ct403 and ns.name in ct403[0]["evidence"]
 
 
 def test_all_netns_lists_namespaces_in_use(lab):

@@ -1,14 +1,15 @@
 """`ctguard doctor`: the first command to run; every capability adds a section.
 
-Sections today: status of this namespace, then the other network
-namespaces (live, as root), then the combined findings with next commands.
+Sections today: status of this namespace, the other network namespaces
+(live, as root), the kernel log of this boot checked against the drop
+counters, then the combined findings with next commands.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctguard.analyze.status_report import StatusReport
 from ctguard.cli.common import (
@@ -20,7 +21,12 @@ from ctguard.cli.common import (
 )
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.status import VERDICT_EXIT, add_threshold_options, read_report, thresholds_from
+from ctguard.errors import CtguardError
+from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding, Severity, verdict_of
+
+if TYPE_CHECKING:
+    from ctguard.analyze.log_episodes import LogReport
 
 
 def add_parser(sub: Any) -> None:
@@ -69,6 +75,29 @@ def other_namespace_findings(own: StatusReport, others: list[StatusReport]) -> l
     return findings
 
 
+def kernel_log_section(
+    root: KernelRoot, reports: list[StatusReport], notes: list[str]
+) -> tuple[LogReport | None, str, dict[int, str], list[Finding]]:
+    """Episodes of this boot's kernel log, and how they compare to the drop counters."""
+    from ctguard.analyze.log_checks import check_log
+    from ctguard.analyze.log_episodes import build_log_report
+    from ctguard.cli.logs import live_netns_names
+    from ctguard.kernel.kernlog_sources import bundle_source, live_source
+    from ctguard.parse.kernlog import parse_log
+
+    try:
+        source = live_source() if root.is_live else bundle_source(root)
+    except CtguardError as err:
+        notes.append(f"kernel log not checked: {err.what}")
+        return None, "", {}, []
+    records = parse_log(source.lines, source.reference)
+    report = build_log_report(records, boot_time=source.boot_time, since=source.boot_time)
+    names = live_netns_names() if root.is_live else {}
+    counters = [r.snapshot.counters for r in reports if r.snapshot.counters is not None]
+    drops = sum(c.get("drop", 0) for c in counters) if counters else None
+    return report, source.label, names, check_log(report, drops, names, source.reference)
+
+
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     root = open_root(args.root)
     thresholds = thresholds_from(args)
@@ -83,13 +112,16 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             others = [r for r in collect_namespace_reports(root, thresholds) if r.snapshot.netns]
         else:
             skipped_netns = "other network namespaces not checked (needs root)"
+    notes = [skipped_netns] if skipped_netns else []
+    log_report, log_source, names, log_findings = kernel_log_section(root, [report, *others], notes)
     findings = sorted(
-        [*report.findings, *other_namespace_findings(report, others)],
+        [*report.findings, *other_namespace_findings(report, others), *log_findings],
         key=lambda f: (-f.severity, f.code),
     )
     verdict = verdict_of(findings)
     if args.json:
         from ctguard.cli.status_all_netns import namespaces_json
+        from ctguard.render.logs_json import logs_json
         from ctguard.render.status_json import status_json
 
         write_json(
@@ -99,11 +131,17 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 "findings": [f.to_json() for f in findings],
                 "status": status_json(report),
                 "namespaces": namespaces_json([report, *others], verdict)["namespaces"],
-                "notes": [skipped_netns] if skipped_netns else [],
+                "kernel_log": None
+                if log_report is None
+                else logs_json(log_report, log_source, names),
+                "notes": notes,
             },
         )
     else:
-        render_doctor(make_console(env), report, others, findings, verdict, skipped_netns)
+        console = make_console(env)
+        render_doctor(
+            console, report, others, findings, verdict, notes, log_report, log_source, names
+        )
     return VERDICT_EXIT[verdict]
 
 
@@ -113,7 +151,10 @@ def render_doctor(
     others: list[StatusReport],
     findings: list[Finding],
     verdict: Severity,
-    skipped_netns: str,
+    notes: list[str],
+    log_report: LogReport | None,
+    log_source: str,
+    names: dict[int, str],
 ) -> None:
     from rich.rule import Rule
     from rich.text import Text
@@ -127,8 +168,13 @@ def render_doctor(
 
         console.print(Text("\nother network namespaces", style="bold underline"))
         render_namespaces(console, others, max((r.verdict for r in others), default=Severity.OK))
-    if skipped_netns:
-        console.print(Text(f"note: {skipped_netns}", style="dim"))
+    if log_report is not None:
+        from ctguard.render.logs_text import render_logs
+
+        console.print(Text("\nkernel log (this boot)", style="bold underline"))
+        render_logs(console, log_report, log_source, names)
+    for note in notes:
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(Rule("diagnosis"))
     title = Text("verdict: ")
     title.append_text(verdict_text(verdict))

@@ -8,6 +8,7 @@ first).  Reading the ring buffer needs root where kernel.dmesg_restrict=1.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -16,7 +17,7 @@ import re
 import select
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,6 +111,10 @@ def _run(argv: list[str]) -> list[str]:
     return done.stdout.splitlines()
 
 
+def read_dmesg_tool() -> list[str]:
+    return _run(["dmesg"])
+
+
 def read_journal(since: datetime | None = None) -> list[str]:
     argv = ["journalctl", "-k", "--no-pager", "-o", "short-iso"]
     if since is not None:
@@ -159,7 +164,11 @@ def live_source(*, journal: bool = False, since: datetime | None = None) -> LogS
     if journal:
         return LogSource("journalctl -k", read_journal(since), boot_time_live(), now)
     errors: list[str] = []
-    for label, reader in (("/dev/kmsg", read_kmsg), ("dmesg", lambda: _run(["dmesg"]))):
+    readers: list[tuple[str, Callable[[], list[str]]]] = [
+        ("/dev/kmsg", read_kmsg),
+        ("dmesg", read_dmesg_tool),
+    ]
+    for label, reader in readers:
         try:
             return LogSource(label, reader(), boot_time_live(), now)
         except CtguardError as err:
@@ -180,12 +189,10 @@ def bundle_source(root: KernelRoot) -> LogSource:
     manifest_text = root.read_bundle("manifest.json")
     captured = datetime.now(UTC)
     if manifest_text:
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             captured = datetime.fromtimestamp(
                 float(json.loads(manifest_text)["captured_at_epoch"]), tz=UTC
             )
-        except (ValueError, KeyError, TypeError):
-            pass
     boot: datetime | None = None
     uptime = root.read_proc("uptime")
     if uptime and manifest_text:

@@ -63,8 +63,8 @@ def render_logs(console: Any, report: LogReport, source: str, names: dict[int, s
             )
         console.print(
             Text(
-                "each line is one dropped packet; 'suppressed' counts every net_ratelimit user, so it "
-                "is an upper bound; the drop counter (ctguard status) is exact",
+                "each line is one dropped packet; 'suppressed' counts every net_ratelimit user, "
+                "so it is an upper bound; the drop counter (ctguard status) is exact",
                 style="dim",
             )
         )
@@ -79,8 +79,8 @@ def render_logs(console: Any, report: LogReport, source: str, names: dict[int, s
     if report.suppressed_unattributed:
         console.print(
             Text(
-                f"{report.suppressed_unattributed:,} suppressed callbacks not attributed to conntrack "
-                "(their neighbouring lines are other messages)",
+                f"{report.suppressed_unattributed:,} suppressed callbacks not attributed to "
+                "conntrack (their neighbouring lines are other messages)",
                 style="dim",
             )
         )

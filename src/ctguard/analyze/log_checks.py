@@ -1,0 +1,77 @@
+"""Findings from the kernel log, checked against the drop counters.
+
+CT4xx: the log says the table overflowed (CT403), or the log and the
+counters disagree (CT401, CT402) — which itself tells where to look.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ctguard.analyze.log_episodes import LogReport
+from ctguard.model.findings import Finding, Severity
+
+RECENT_SECONDS = 300.0
+
+
+def check_log(
+    report: LogReport, drops_total: int | None, names: dict[int, str], now: datetime
+) -> list[Finding]:
+    findings: list[Finding] = []
+    axis = report.axis
+    if report.episodes:
+        by_namespace: dict[str, int] = {}
+        for episode in report.episodes:
+            if episode.vps:
+                label = f"VPS {episode.vps}"
+            elif episode.netns:
+                name = names.get(episode.netns)
+                label = f"netns {episode.netns}" + (f" ({name})" if name else " (gone)")
+            else:
+                label = "host"
+            by_namespace[label] = by_namespace.get(label, 0) + episode.lines
+        last = max((e.end for e in report.episodes if e.end is not None), default=None)
+        last_wall = axis.to_wall(last) if last is not None else None
+        recent = last_wall is not None and (now - last_wall).total_seconds() <= RECENT_SECONDS
+        # A namespace that is gone cannot drop any more: only living ones make it urgent.
+        alive = any(e.netns is None or e.netns in names for e in report.episodes)
+        recent = recent and alive
+        where = ", ".join(f"{label}: {lines:,}" for label, lines in by_namespace.items())
+        findings.append(
+            Finding(
+                "CT403",
+                Severity.CRIT if recent else Severity.WARN,
+                "the kernel log shows 'table full, dropping packet'"
+                + (" in the last 5 minutes" if recent else ""),
+                f"{report.table_full_lines:,} lines in {len(report.episodes)} episode(s), last at "
+                f"{axis.show(last) or 'unknown time'}; {where}",
+                "every line is a packet dropped before any firewall rule saw it; the log is "
+                "rate-limited (10 lines per 5 s), so it undercounts",
+                "ctguard logs",
+            )
+        )
+    if drops_total and not report.table_full_lines:
+        findings.append(
+            Finding(
+                "CT401",
+                Severity.INFO,
+                "drops counted but no 'table full' line in the kernel log",
+                f"drop counters total {drops_total:,}; the log read has none",
+                "the ring buffer was overwritten since, or the messages went elsewhere: look in "
+                "the journal or syslog files",
+                "ctguard logs --journal",
+            )
+        )
+    if drops_total is not None and report.table_full_lines > drops_total:
+        findings.append(
+            Finding(
+                "CT402",
+                Severity.INFO,
+                "more 'table full' lines than the drop counters show",
+                f"{report.table_full_lines:,} log lines vs drop counters totalling {drops_total:,}",
+                "the namespace that dropped has gone (its counters went with it), or the "
+                "32-bit counters wrapped",
+                "ctguard logs",
+            )
+        )
+    return findings

@@ -1,0 +1,252 @@
+"""Kernel-log parsing and episodes: every sample, every format, the traps."""
+
+import gzip
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ctguard.analyze.log_episodes import build_log_report, sparkline
+from ctguard.kernel.kernlog_sources import read_log_file, rotated_files
+from ctguard.model.kernlog import LogKind
+from ctguard.parse.kernlog import parse_line, parse_log
+from tests.fixture_roots import sample
+
+REFERENCE = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def report_of(text: str, **kwargs):
+    return build_log_report(parse_log(text.splitlines(), REFERENCE), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "episodes", "suppressed", "unattributed"),
+    [
+        ("kernlog_dmesg_k6.18_netns.txt", 59, [40, 15, 4], 0, 0),
+        ("kernlog_hotsos_scenario_kernlog.txt", 1, [1], 0, 0),
+        ("kernlog_moooofly_marksomethingdown_dmesg.txt", 5, [1, 4], 0, 0),
+        (
+            "kernlog_moooofly_100w_net_ratelimit_orphaned_distractor.txt",
+            4,
+            [4],
+            0,
+            981 + 51638 + 44560,
+        ),
+        ("kernlog_hotsos_journal_no_conntrack_distractor.txt", 0, [], 0, 0),
+    ],
+)
+def test_samples_exact_counts(name, lines, episodes, suppressed, unattributed):
+    report = report_of(sample(name))
+    assert report.table_full_lines == lines
+    assert [e.lines for e in report.episodes] == episodes
+    assert report.suppressed == suppressed
+    assert report.suppressed_unattributed == unattributed
+
+
+def test_k618_sample_namespaces_and_durations():
+    report = report_of(sample("kernlog_dmesg_k6.18_netns.txt"))
+    assert [e.netns for e in report.episodes] == [4026532246, 4026532317, 4026532386]
+    first = report.episodes[0]
+    assert first.start == pytest.approx(177.956886) and first.end == pytest.approx(197.487464)
+    assert report.axis.basis == "relative"
+
+
+def test_kauditd_suppressed_is_never_counted():
+    report = report_of(sample("kernlog_hotsos_journal_no_conntrack_distractor.txt"))
+    assert report.suppressed == 0 and report.suppressed_unattributed == 0
+
+
+def test_hotsos_line_keeps_wall_and_kernel_time():
+    record = parse_log(sample("kernlog_hotsos_scenario_kernlog.txt").splitlines(), REFERENCE)[0]
+    assert record.kind is LogKind.TABLE_FULL
+    assert record.wall == datetime(2026, 6, 8, 10, 48, 13) and record.mono == 1694413.621694
+    assert record.host == "compute4"
+
+
+def test_syslog_year_walks_back_over_new_year():
+    records = parse_log(
+        ["Dec 31 23:59:00 gw kernel: nf_conntrack: table full, dropping packet"],
+        datetime(2027, 1, 1, 0, 5, tzinfo=UTC),
+    )
+    assert records[0].wall.year == 2026
+
+
+MESSAGE_VARIANTS = [
+    ("nf_conntrack: table full, dropping packet.", None, None),
+    ("nf_conntrack: table full, dropping packet", None, None),
+    ("nf_conntrack: nf_conntrack: table full, dropping packet", None, None),
+    (
+        "nf_conntrack: nf_conntrack: table full in netns 4026532246, dropping packet",
+        4026532246,
+        None,
+    ),
+    ("ip_conntrack: table full, dropping packet.", None, None),
+    ("ip_conntrack: VPS 101: table full, dropping packet.", None, "101"),
+    ("ip_conntrack: VPS 101 table full, dropping packet.", None, "101"),
+]
+
+
+@pytest.mark.parametrize(("message", "netns", "vps"), MESSAGE_VARIANTS)
+def test_table_full_variants(message, netns, vps):
+    record = parse_line(f"[  12.5] {message}", 1, year=2026)
+    assert (record.kind, record.netns, record.vps) == (LogKind.TABLE_FULL, netns, vps)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "count"),
+    [
+        ("net_ratelimit: 44 callbacks suppressed", LogKind.RATELIMIT, 44),
+        ("__ratelimit: 12 callbacks suppressed", LogKind.RATELIMIT, 12),
+        ("printk: 7 messages suppressed.", LogKind.RATELIMIT, 7),
+        ("NET: 3 messages suppressed.", LogKind.RATELIMIT, 3),
+        ("kauditd_printk_skb: 19 callbacks suppressed", LogKind.OTHER, 0),
+        ("TCP: too many orphaned sockets", LogKind.OTHER, 0),
+        ("nf_conntrack: expectation table full", LogKind.EXPECT_FULL, 0),
+        ("nf_conntrack: falling back to vmalloc.", LogKind.VMALLOC, 0),
+        ("nf_conntrack version 0.5.0 (65536 buckets, 262144 max)", LogKind.OTHER, 0),
+    ],
+)
+def test_other_messages(message, kind, count):
+    record = parse_line(f"[ 1.0] {message}", 1, year=2026)
+    assert (record.kind, record.count) == (kind, count)
+
+
+def test_other_programs_saying_table_full_do_not_count():
+    line = "Nov 22 10:00:00 gw myapp[12]: grep 'nf_conntrack: table full' found nothing"
+    assert parse_line(line, 1, year=2026).kind is LogKind.OTHER
+
+
+# One episode rendered in every format: 3 logged lines, then a suppression
+# line followed by 2 more, then an unrelated suppression, all within 10 s.
+EPISODE = [
+    (0.0, "nf_conntrack: nf_conntrack: table full, dropping packet"),
+    (0.4, "nf_conntrack: nf_conntrack: table full, dropping packet"),
+    (0.9, "nf_conntrack: nf_conntrack: table full, dropping packet"),
+    (5.1, "net_ratelimit: 321 callbacks suppressed"),
+    (5.1, "nf_conntrack: nf_conntrack: table full, dropping packet"),
+    (5.6, "nf_conntrack: nf_conntrack: table full, dropping packet"),
+    (9.0, "net_ratelimit: 5 callbacks suppressed"),
+    (9.0, "TCP: too many orphaned sockets"),
+]
+BASE = datetime(2026, 11, 20, 10, 15, 30)
+BOOT_OFFSET = 3600.0
+
+
+def render(fmt: str, offset: float, message: str) -> str:
+    when = BASE + timedelta(seconds=offset)
+    mono = BOOT_OFFSET + offset
+    clock = when.strftime("%H:%M:%S")
+    syslog_day = f"{when:%b} {when.day:2d}"
+    return {
+        "dmesg": f"[{mono:12.6f}] {message}",
+        "dmesg-T": f"[{when:%a %b} {when.day:2d} {clock} {when.year}] {message}",
+        "plain": message,
+        "syslog": f"{syslog_day} {clock} gw kernel: [{mono:.6f}] {message}",
+        "syslog-nohost": f"{syslog_day} {clock} kernel: {message}",
+        "rfc3339": f"{when.isoformat(timespec='microseconds')}+00:00 gw kernel: {message}",
+        "journal-short": f"{when:%b %d} {clock} gw kernel: {message}",
+        "journal-short-iso": f"{when:%Y-%m-%dT%H:%M:%S}+0000 gw kernel: {message}",
+        "journal-short-precise": f"{when:%b %d} {clock}.{when.microsecond:06d} gw kernel: "
+        + message,
+        "logread": f"{when:%a %b} {when.day:2d} {clock} {when.year} kern.warn kernel: "
+        f"[{mono:.6f}] {message}",
+        "kmsg": f"4,{int(offset * 10)},{int(mono * 1e6)},-;{message}",
+        "trailing-spaces": f"[{mono:12.6f}] {message}   ",
+    }[fmt]
+
+
+FORMATS = [
+    "dmesg",
+    "dmesg-T",
+    "plain",
+    "syslog",
+    "syslog-nohost",
+    "rfc3339",
+    "journal-short",
+    "journal-short-iso",
+    "journal-short-precise",
+    "logread",
+    "kmsg",
+    "trailing-spaces",
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_synthetic_episode_in_every_format(fmt):
+    noise = ["Nov 20 10:15:00 gw systemd[1]: Started Session 4.", "random pasted noise"]
+    lines = [noise[0], *(render(fmt, offset, message) for offset, message in EPISODE), noise[1]]
+    report = report_of("\n".join(lines))
+    assert report.table_full_lines == 5
+    assert len(report.episodes) == 1
+    assert report.suppressed == 321
+    assert report.suppressed_unattributed == 5
+    if fmt not in ("plain",):
+        assert report.episodes[0].duration == pytest.approx(5.6, abs=1.0)
+
+
+def test_hard_wrapped_and_cut_lines():
+    text = "\n".join(
+        [
+            "[  100.000001] nf_conntrack: nf_conntrack: table",
+            "full, dropping packet",
+            "[  100.500000] nf_conntrack: table full, dropping pa",  # cut by the pasting tool
+            "ble full, dropping packet",  # the head of an excerpt cut mid-line
+        ]
+    )
+    report = report_of(text)
+    assert report.table_full_lines == 2
+
+
+def test_last_message_repeated_counts_lines():
+    text = "\n".join(
+        [
+            "Nov 20 10:00:00 gw kernel: nf_conntrack: table full, dropping packet",
+            "Nov 20 10:00:30 gw kernel: last message repeated 7 times",
+        ]
+    )
+    assert report_of(text).table_full_lines == 8
+
+
+def test_gap_splits_episodes_and_namespaces_are_separate():
+    text = "\n".join(
+        [
+            "[10.0] nf_conntrack: nf_conntrack: table full in netns 1, dropping packet",
+            "[11.0] nf_conntrack: nf_conntrack: table full in netns 2, dropping packet",
+            "[50.0] nf_conntrack: nf_conntrack: table full in netns 1, dropping packet",
+            "[200.0] nf_conntrack: nf_conntrack: table full in netns 1, dropping packet",
+        ]
+    )
+    report = report_of(text)
+    assert [(e.netns, e.lines) for e in report.episodes] == [(1, 2), (2, 1), (1, 1)]
+    assert [e.lines for e in report_of(text, gap=10).episodes] == [1, 1, 1, 1]
+
+
+def test_since_until_filter_wall_times():
+    text = "\n".join(render("rfc3339", o, m) for o, m in EPISODE)
+    since = BASE.replace(tzinfo=UTC) + timedelta(seconds=5)
+    report = report_of(text, since=since)
+    assert report.table_full_lines == 2
+    relative = report_of("[1.0] nf_conntrack: table full, dropping packet", since=since)
+    assert relative.table_full_lines == 1
+    assert any("--since/--until ignored" in note for note in relative.notes)
+
+
+def test_boot_time_converts_dmesg_seconds():
+    boot = datetime(2026, 11, 20, 9, 15, 30, tzinfo=UTC)
+    report = report_of("[3600.5] nf_conntrack: table full, dropping packet", boot_time=boot)
+    assert report.axis.show(report.episodes[0].start) == "2026-11-20T10:15:30+00:00"
+
+
+def test_rotated_and_gz_files(tmp_path):
+    (tmp_path / "kern.log").write_text("[3.0] nf_conntrack: table full, dropping packet\n")
+    (tmp_path / "kern.log.1").write_text("[2.0] nf_conntrack: table full, dropping packet\n")
+    with gzip.open(tmp_path / "kern.log.2.gz", "wt") as handle:
+        handle.write("[1.0] nf_conntrack: table full, dropping packet\n")
+    files = rotated_files(tmp_path / "kern.log")
+    assert [f.name for f in files] == ["kern.log.2.gz", "kern.log.1", "kern.log"]
+    lines = [line for path in files for line in read_log_file(path)]
+    assert [line[:5] for line in lines] == ["[1.0]", "[2.0]", "[3.0]"]
+
+
+def test_sparkline():
+    assert sparkline([0, 1, 8]) == " ▁█"
+    assert sparkline([]) == ""

@@ -1,0 +1,40 @@
+from datetime import UTC, datetime, timedelta
+
+from ctguard.analyze.log_checks import check_log
+from ctguard.analyze.log_episodes import build_log_report
+from ctguard.parse.kernlog import parse_log
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+BOOT = NOW - timedelta(seconds=1000)
+
+
+def report(lines):
+    return build_log_report(parse_log(lines, NOW), boot_time=BOOT)
+
+
+def codes(findings):
+    return {(f.code, f.severity.label) for f in findings}
+
+
+LINE = "[{t:.1f}] nf_conntrack: nf_conntrack: table full in netns 77, dropping packet"
+
+
+def test_recent_episode_of_a_living_namespace_is_crit():
+    findings = check_log(report([LINE.format(t=990.0)]), 5, {77: "web"}, NOW)
+    assert codes(findings) == {("CT403", "crit")}
+    assert "netns 77 (web): 1" in findings[0].evidence
+
+
+def test_old_or_gone_namespace_is_warn():
+    assert codes(check_log(report([LINE.format(t=10.0)]), 1, {77: "web"}, NOW)) == {
+        ("CT403", "warn")
+    }
+    gone = check_log(report([LINE.format(t=990.0)]), 1, {}, NOW)
+    assert codes(gone) == {("CT403", "warn")} and "(gone)" in gone[0].evidence
+
+
+def test_counters_and_log_disagree():
+    assert codes(check_log(report(["[1.0] unrelated"]), 12, {}, NOW)) == {("CT401", "info")}
+    lines = [LINE.format(t=t) for t in (1.0, 2.0, 3.0)]
+    assert ("CT402", "info") in codes(check_log(report(lines), 0, {77: "x"}, NOW))
+    assert check_log(report(["[1.0] unrelated"]), None, {}, NOW) == []
