@@ -196,3 +196,25 @@ def test_status_without_root(lab):
     missing = _as_nobody("status", "--netns", "no-such-ns")
     assert missing.returncode == ExitStatus.UNKNOWN and "ip netns list" in missing.stderr
     assert Path(f"/run/netns/{ns.name}").exists()
+
+
+def test_netlink_counters_equal_procfs_counters(lab):
+    """The fallback for kernels without CONFIG_NF_CONNTRACK_PROCFS reads the same numbers."""
+    from ctguard.kernel.ctnetlink import CtnetlinkSocket
+    from ctguard.parse.stat_nf_conntrack import parse_stat_nf_conntrack
+
+    ns = lab.add_namespace("nl")
+    ns.enable_conntrack()
+    send_udp(ns, "127.0.0.1", list(range(7100, 7110)))
+    with ns.entered():
+        with CtnetlinkSocket() as sock:
+            rows = sock.stats_per_cpu()
+            entries, max_entries = sock.stats_global()
+        with open("/proc/thread-self/net/stat/nf_conntrack") as handle:
+            procfs = parse_stat_nf_conntrack(handle.read())
+    assert len(rows) == len(procfs.per_cpu)
+    totals = procfs.totals()
+    for name in ("drop", "early_drop", "insert_failed", "invalid", "found", "clash_resolve"):
+        assert sum(row.get(name, 0) for row in rows) == totals[name], name
+    assert entries == procfs.entries == int(ns.read_sysctl("net.netfilter.nf_conntrack_count"))
+    assert max_entries == int(ns.read_sysctl("net.netfilter.nf_conntrack_max"))
