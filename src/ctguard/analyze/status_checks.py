@@ -28,8 +28,13 @@ def _mib(value: int) -> str:
     return f"{value / MIB:,.1f} MiB"
 
 
-def _netns_flag(snapshot: Snapshot) -> str:
-    return f" --netns {snapshot.netns.path}" if snapshot.netns else ""
+def top_sources_command(snapshot: Snapshot) -> str:
+    """The exact command that ranks the sources filling the table (first src= field)."""
+    enter = f"nsenter --net={snapshot.netns.path} " if snapshot.netns else ""
+    return (
+        f"{enter}conntrack -L 2>/dev/null | awk '{{for(i=1;i<=NF;i++) if($i ~ /^src=/)"
+        "{print $i; break}}' | sort | uniq -c | sort -rn | head"
+    )
 
 
 def check_availability(snapshot: Snapshot) -> list[Finding]:
@@ -92,7 +97,7 @@ def check_pressure(
             "when count reaches nf_conntrack_max the kernel evicts unassured entries; once only "
             "ASSURED entries are left, every new flow is dropped before any firewall rule sees it"
         )
-        next_cmd = f"ctguard status --all-netns   # then find who fills it{_netns_flag(snapshot)}"
+        next_cmd = top_sources_command(snapshot)
         if metrics.fill >= thresholds.crit:
             findings.append(
                 Finding(
