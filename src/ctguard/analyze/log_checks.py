@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ctguard.analyze.log_episodes import LogReport
+from ctguard.analyze.log_episodes import LogReport, episode_namespace
 from ctguard.model.findings import Finding, Severity
 
 RECENT_SECONDS = 300.0
@@ -22,13 +22,7 @@ def check_log(
     if report.episodes:
         by_namespace: dict[str, int] = {}
         for episode in report.episodes:
-            if episode.vps:
-                label = f"VPS {episode.vps}"
-            elif episode.netns:
-                name = names.get(episode.netns)
-                label = f"netns {episode.netns}" + (f" ({name})" if name else " (gone)")
-            else:
-                label = "host"
+            label = episode_namespace(episode, names)
             by_namespace[label] = by_namespace.get(label, 0) + episode.lines
         last = max((e.end for e in report.episodes if e.end is not None), default=None)
         last_wall = axis.to_wall(last) if last is not None else None

@@ -99,6 +99,16 @@ class Episode:
             self.minutes[minute] = self.minutes.get(minute, 0) + repeat
 
 
+def episode_namespace(episode: Episode, names: dict[int, str]) -> str:
+    """'VPS 101', 'netns 4026532246 (web1)', 'netns ... (gone)' or 'host'."""
+    if episode.vps:
+        return f"VPS {episode.vps}"
+    if episode.netns is None:
+        return "host"
+    name = names.get(episode.netns)
+    return f"netns {episode.netns} ({name or 'gone'})" if names else f"netns {episode.netns}"
+
+
 @dataclass
 class LogReport:
     axis: TimeAxis

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ctguard.analyze.log_episodes import DEFAULT_GAP, LogReport, build_log_report
-from ctguard.cli.common import make_console, open_root, write_json
+from ctguard.cli.common import add_read_options, make_console, open_root, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import UsageError
 from ctguard.kernel.kernlog_sources import LogSource, bundle_source, files_source, live_source
@@ -27,8 +27,7 @@ def add_parser(sub: Any) -> None:
         "found, 1 = episodes found, 3 = no log could be read.",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="log files to read ('-' = stdin)")
-    parser.add_argument("--json", action="store_true", help="print JSON (stable keys)")
-    parser.add_argument("--root", metavar="DIR", help="read the kernel log of a capture bundle")
+    add_read_options(parser, netns=False)
     parser.add_argument("--journal", action="store_true", help="read `journalctl -k` (live)")
     parser.add_argument("--since", metavar="TIME", help="ISO time or age such as 30m, 6h, 2d")
     parser.add_argument("--until", metavar="TIME", help="ISO time or age such as 10m")

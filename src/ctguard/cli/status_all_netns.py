@@ -9,7 +9,7 @@ from ctguard.analyze.status_checks import Thresholds
 from ctguard.analyze.status_report import StatusReport
 from ctguard.cli.common import make_console, write_json
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.errors import SourceMissing, UsageError
+from ctguard.errors import AccessDenied, SourceMissing, UsageError
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Severity
 
@@ -73,8 +73,8 @@ def run_all_netns(
     if not root.is_live:
         raise UsageError("--all-netns reads live namespaces and cannot be combined with --root")
     if not env.is_root:
-        raise SourceMissing(
-            "--all-netns must enter every network namespace",
+        raise AccessDenied(
+            "--all-netns must enter every network namespace, which needs root",
             hint="run as root: sudo ctguard status --all-netns",
         )
     reports = collect_namespace_reports(root, thresholds)

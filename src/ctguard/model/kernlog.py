@@ -13,7 +13,6 @@ class LogKind(enum.Enum):
     VMALLOC = "vmalloc_fallback"
     RATELIMIT = "ratelimit"  # N callbacks/messages suppressed (any net_ratelimit user)
     REPEATED = "repeated"  # syslog: last message repeated N times
-    TRACE = "trace"  # a ctguard trace (LOG rule) line
     OTHER = "other"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ctguard.model.kernlog import LogKind, LogRecord
@@ -49,7 +50,6 @@ _RATELIMIT = re.compile(
     r"|printk: (\d+) messages suppressed|NET: (\d+) messages suppressed)"
 )
 _REPEATED = re.compile(r"last message repeated (\d+) times?")
-_TRACE = re.compile(r"\bctguard[-: ]")
 _PRIORITY = re.compile(r"^<\d+>")
 
 _MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS.split("|"), start=1)}
@@ -75,8 +75,6 @@ def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None
     match = _REPEATED.search(message)
     if match:
         return LogKind.REPEATED, int(match.group(1)), None, None
-    if _TRACE.search(message):
-        return LogKind.TRACE, 0, None, None
     return LogKind.OTHER, 0, None, None
 
 
@@ -171,17 +169,8 @@ def iter_records(lines: Iterable[str], *, year: int | None = None) -> Iterator[L
                 joined = pending.message.rstrip() + joiner + record.message.lstrip()
                 kind, count, netns, vps = classify_message(joined)
                 if kind is not LogKind.OTHER:
-                    record = LogRecord(
-                        pending.line_no,
-                        kind,
-                        pending.wall,
-                        pending.year_known,
-                        pending.mono,
-                        pending.host,
-                        joined,
-                        count,
-                        netns,
-                        vps,
+                    record = replace(
+                        pending, kind=kind, message=joined, count=count, netns=netns, vps=vps
                     )
                     pending = None
                     break
@@ -202,18 +191,7 @@ def fix_syslog_years(records: list[LogRecord], reference: datetime) -> list[LogR
             wall = record.wall.replace(year=reference.year)
             if wall - reference > timedelta(days=1):
                 wall = wall.replace(year=reference.year - 1)
-            record = LogRecord(
-                record.line_no,
-                record.kind,
-                wall,
-                False,
-                record.mono,
-                record.host,
-                record.message,
-                record.count,
-                record.netns,
-                record.vps,
-            )
+            record = replace(record, wall=wall)
         fixed.append(record)
     return fixed
 

@@ -8,16 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ctguard.advise.kernel_defaults import humanize_seconds
-from ctguard.analyze.log_episodes import Episode, LogReport, sparkline, timeline
-
-
-def namespace_label(episode: Episode, names: dict[int, str]) -> str:
-    if episode.vps:
-        return f"VPS {episode.vps}"
-    if episode.netns is None:
-        return "host / unnamed"
-    name = names.get(episode.netns)
-    return f"netns {episode.netns}" + (f" = {name}" if name else "")
+from ctguard.analyze.log_episodes import LogReport, episode_namespace, sparkline, timeline
 
 
 def render_logs(console: Any, report: LogReport, source: str, names: dict[int, str]) -> None:
@@ -49,7 +40,7 @@ def render_logs(console: Any, report: LogReport, source: str, names: dict[int, s
                 else "<1s",
                 f"{episode.lines:,}",
                 f"{episode.suppressed:,}",
-                namespace_label(episode, names),
+                episode_namespace(episode, names),
             )
         console.print(table)
         minutes = timeline(report.episodes)
