@@ -22,7 +22,7 @@ def check_log(
     if report.episodes:
         by_namespace: dict[str, int] = {}
         for episode in report.episodes:
-            label = episode_namespace(episode, names)
+            label = episode_namespace(episode, names, live=True)
             by_namespace[label] = by_namespace.get(label, 0) + episode.lines
         last = max((e.end for e in report.episodes if e.end is not None), default=None)
         last_wall = axis.to_wall(last) if last is not None else None

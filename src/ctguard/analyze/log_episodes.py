@@ -99,14 +99,19 @@ class Episode:
             self.minutes[minute] = self.minutes.get(minute, 0) + repeat
 
 
-def episode_namespace(episode: Episode, names: dict[int, str]) -> str:
-    """'VPS 101', 'netns 4026532246 (web1)', 'netns ... (gone)' or 'host'."""
+def episode_namespace(episode: Episode, names: dict[int, str], *, live: bool) -> str:
+    """'VPS 101', 'netns 4026532246 (web1)', 'netns ... (gone)' (live only) or 'host'.
+
+    ``names`` holds the namespaces that exist now; offline nothing can be said
+    about an inode that is not in it."""
     if episode.vps:
         return f"VPS {episode.vps}"
     if episode.netns is None:
         return "host"
     name = names.get(episode.netns)
-    return f"netns {episode.netns} ({name or 'gone'})" if names else f"netns {episode.netns}"
+    if name:
+        return f"netns {episode.netns} ({name})"
+    return f"netns {episode.netns} (gone)" if live else f"netns {episode.netns}"
 
 
 @dataclass

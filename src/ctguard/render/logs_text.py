@@ -40,7 +40,7 @@ def render_logs(console: Any, report: LogReport, source: str, names: dict[int, s
                 else "<1s",
                 f"{episode.lines:,}",
                 f"{episode.suppressed:,}",
-                episode_namespace(episode, names),
+                episode_namespace(episode, names, live=bool(names)),
             )
         console.print(table)
         minutes = timeline(report.episodes)
