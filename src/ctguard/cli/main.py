@@ -22,6 +22,7 @@ COMMANDS = {
     "status": "status",
     "capture": "capture",
     "logs": "logs",
+    "top": "top",
 }
 
 

@@ -1,0 +1,59 @@
+"""Turning captured bytes into the values people read: addresses, ports, flags.
+
+Everything here runs once per *distinct* key, never per entry, so it can
+afford ``ipaddress``; results are cached because the same address appears
+under many keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from functools import lru_cache
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=65536)
+def canonical_address(raw: bytes) -> str:
+    """The address as people write it: IPv6 compressed, whatever the input form."""
+    text = raw.decode("ascii", "replace")
+    if ":" in text:
+        try:
+            return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
+        except OSError:
+            return text
+    return text
+
+
+@lru_cache(maxsize=65536)
+def address_of(text: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=65536)
+def subnet_of(text: str, v4_len: int, v6_len: int) -> str:
+    address = address_of(text)
+    if address is None:
+        return text
+    length = v4_len if address.version == 4 else v6_len
+    return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
+
+
+def decode_int(raw: bytes) -> int | None:
+    return int(raw) if raw else None
+
+
+def decode_text(raw: bytes) -> str | None:
+    return raw.decode("ascii", "replace") if raw else None
+
+
+def flags_label(unreplied: bytes, status: bytes) -> str:
+    """One word for the entry's flags: ASSURED, UNREPLIED, OFFLOAD, HW_OFFLOAD or none."""
+    if status:
+        return status.decode()
+    return "UNREPLIED" if unreplied else "none"

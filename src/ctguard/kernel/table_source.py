@@ -1,0 +1,288 @@
+"""Where a conntrack table comes from, and how it is read in chunks.
+
+Sources: the live table of this or another network namespace
+(``/proc/net/nf_conntrack``, legacy ``ip_conntrack``, or ``conntrack -L -o
+extended`` when procfs is compiled out), a capture bundle, a file (plain or
+gzip, detected by content), or stdin.
+
+Reading is the expensive part on a live host (the kernel walks its whole
+hash for every read call), so reads are large and run in a thread that
+overlaps them with parsing (``read()`` and zlib release the GIL).  A large
+regular file is split by byte ranges over worker processes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from ctguard.errors import AccessDenied, ParseError, SourceMissing
+from ctguard.kernel.netns import entered_netns
+from ctguard.kernel.root import KernelRoot
+from ctguard.model.snapshot import NetnsRef
+from ctguard.parse.conntrack_table import SUMMARY_MARK
+from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec, TableScanner, split_summaries
+
+CHUNK_BYTES = 4 << 20
+LIVE_READ_BYTES = 1 << 20
+MAX_LINE_BYTES = 64 << 10
+PARALLEL_MIN_BYTES = 32 << 20
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A resolved source: a label for reports and how to open it."""
+
+    label: str
+    kind: str  # "live-procfs" | "live-tool" | "bundle" | "file" | "stdin"
+    path: Path | None = None
+    netns: NetnsRef | None = None
+    argv: tuple[str, ...] = ()
+    stream: BinaryIO | None = field(default=None, compare=False, repr=False)
+
+
+def resolve_table_source(
+    spec: str | None,
+    root: KernelRoot,
+    netns: NetnsRef | None = None,
+    stdin: BinaryIO | None = None,
+) -> TableSource:
+    """FILE, ``-`` (stdin), or None: the table of ``root`` (live or a bundle)."""
+    if spec == "-":
+        return TableSource("stdin", "stdin", stream=stdin or sys.stdin.buffer)
+    if spec is not None:
+        path = Path(spec)
+        if not path.exists():
+            raise SourceMissing(
+                "no such dump file",
+                where=spec,
+                hint="give a file saved from /proc/net/nf_conntrack or `conntrack -L`, "
+                "or `-` for stdin",
+            )
+        if path.is_dir():
+            raise ParseError(
+                "a directory is not a dump", where=spec, hint="use --root DIR for a capture bundle"
+            )
+        return TableSource(str(path), "file", path=path)
+    for rel in ("net/nf_conntrack", "net/ip_conntrack"):
+        candidate = root.proc_path(rel)
+        if root.is_live:
+            with entered_netns(netns):
+                exists = candidate.exists()
+        else:
+            exists = candidate.exists()
+        if exists:
+            where = "/proc/" + rel if root.is_live else str(candidate)
+            kind = "live-procfs" if root.is_live else "bundle"
+            label = where if netns is None else f"{where} in netns {netns.label}"
+            return TableSource(label, kind, path=candidate, netns=netns)
+    if not root.is_live:
+        raise SourceMissing(
+            "the bundle holds no conntrack table",
+            where=root.label,
+            hint="capture without --no-table, or pass a dump file",
+        )
+    tool = shutil.which("conntrack")
+    if tool is None:
+        raise SourceMissing(
+            "this kernel has no /proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS off) "
+            "and the conntrack tool is not installed",
+            where="/proc/net/nf_conntrack",
+            hint="install conntrack (conntrack-tools) or pass a dump file",
+        )
+    label = "conntrack -L" if netns is None else f"conntrack -L in netns {netns.label}"
+    return TableSource(label, "live-tool", netns=netns, argv=(tool, "-L", "-o", "extended"))
+
+
+def _open_raw(source: TableSource, stack: ExitStack) -> IO[bytes]:
+    if source.kind == "stdin":
+        return source.stream or sys.stdin.buffer
+    if source.kind == "live-tool":
+        with entered_netns(source.netns):
+            proc = subprocess.Popen(source.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stack.callback(proc.wait)
+        stack.callback(proc.kill)
+        assert proc.stdout is not None
+        return proc.stdout
+    assert source.path is not None
+    try:
+        with entered_netns(source.netns):
+            raw: IO[bytes] = stack.enter_context(open(source.path, "rb", buffering=0))  # noqa: SIM115
+    except PermissionError as err:
+        raise AccessDenied(
+            "may not read the conntrack table", where=str(source.path), hint="run as root"
+        ) from err
+    except FileNotFoundError as err:
+        raise SourceMissing("the conntrack table vanished", where=str(source.path)) from err
+    return raw
+
+
+def open_table_stream(source: TableSource, stack: ExitStack) -> IO[bytes]:
+    """The dump as a byte stream; gzip is recognised by its magic number."""
+    raw = _open_raw(source, stack)
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
+    return buffered
+
+
+def iter_chunks(
+    stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES, limit: int | None = None
+) -> Iterator[Chunk]:
+    """Newline-aligned chunks ``(buffer, end, declared)``: in ``buffer[:end]``
+    each line is preceded by ``\\n`` and none trails the last.
+
+    Summaries conntrack printed into the stream are cut out here (before the
+    alignment, so one spliced across a line joins that line up again) and
+    their declared counts passed along.  A line longer than 64 KiB is cut
+    there; the scanner reports it as malformed.
+    """
+    carry = b"\n"
+    remaining = limit
+    while True:
+        size = chunk_bytes if remaining is None else min(chunk_bytes, remaining)
+        block = stream.read(size) if size > 0 else b""
+        if remaining is not None:
+            remaining -= len(block)
+        if not block:
+            break
+        data = carry + block
+        declared: list[int] = []
+        if SUMMARY_MARK in data:
+            data, declared = split_summaries(data)
+        cut = data.rfind(b"\n")
+        if cut <= 0:
+            carry = data[:MAX_LINE_BYTES] if len(data) > MAX_LINE_BYTES else data
+            if declared:
+                yield b"", 0, declared
+            continue
+        carry = data[cut:]
+        if len(carry) > MAX_LINE_BYTES:
+            carry = carry[:MAX_LINE_BYTES]
+        yield data, cut, declared
+    if carry.strip():
+        declared = []
+        if SUMMARY_MARK in carry:
+            carry, declared = split_summaries(carry)
+        last = carry.rstrip(b"\n") if carry.strip() else b""
+        yield last, len(last), declared
+
+
+def iter_chunks_ahead(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """``iter_chunks`` read one chunk ahead in a thread (at most two chunks in memory)."""
+    slots: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for item in iter_chunks(stream, chunk_bytes):
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(None)
+        except BaseException as err:
+            slots.put(err)
+
+    thread = threading.Thread(target=reader, name="ctguard-table-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _scan_range(path: str, start: int, end: int, spec: ScanSpec) -> ScanResult:
+    """Worker: scan the lines that begin in [start, end) of a regular file."""
+    with open(path, "rb") as handle:
+        if start > 0:
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":
+                handle.readline()  # that line belongs to the previous range
+        begin = handle.tell()
+        # the last line may run past ``end``: read up to its newline
+        handle.seek(end)
+        if end > 0 and end < os.fstat(handle.fileno()).st_size:
+            handle.seek(end - 1)
+            if handle.read(1) != b"\n":
+                handle.readline()
+        stop = handle.tell()
+        handle.seek(begin)
+        return TableScanner(spec).feed_all(iter_chunks(handle, limit=stop - begin))
+
+
+def worker_count(size: int) -> int:
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cpus, size // PARALLEL_MIN_BYTES))
+
+
+def _is_plain_regular_file(path: Path) -> bool:
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(2) != b"\x1f\x8b"
+    except OSError:
+        return False
+
+
+def scan_table(source: TableSource, spec: ScanSpec, *, workers: int | None = None) -> ScanResult:
+    """Scan a whole source with ``spec``: the one entry point for commands."""
+    if source.kind == "file" and source.path is not None and _is_plain_regular_file(source.path):
+        size = source.path.stat().st_size
+        count = worker_count(size) if workers is None else max(1, workers)
+        if count > 1:
+            return _scan_file_parallel(source.path, size, spec, count)
+    with ExitStack() as stack:
+        stream = open_table_stream(source, stack)
+        try:
+            return TableScanner(spec).feed_all(iter_chunks_ahead(stream))
+        except (gzip.BadGzipFile, EOFError, OSError) as err:
+            raise ParseError(
+                f"cannot read the dump: {err}", where=source.label, hint="check the file"
+            ) from err
+
+
+def _scan_file_parallel(path: Path, size: int, spec: ScanSpec, count: int) -> ScanResult:
+    import multiprocessing
+
+    bounds = [size * i // count for i in range(count + 1)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        futures = [
+            pool.submit(_scan_range, str(path), bounds[i], bounds[i + 1], spec)
+            for i in range(count)
+        ]
+        parts = [future.result() for future in futures]
+    total = parts[0]
+    for part in parts[1:]:
+        total.merge(part)
+    return total

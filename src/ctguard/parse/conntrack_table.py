@@ -1,0 +1,277 @@
+"""Conntrack table dumps: /proc/net/nf_conntrack, /proc/net/ip_conntrack,
+``conntrack -L`` (plain, ``-o extended``, ``-o id``) and ``conntrack -E`` lines.
+
+All of them share one field order (FACTS.md §5), so one grammar reads every
+format; only optional parts differ:
+
+    [event] [l3name l3num] l4name l4num [timeout] [STATE]
+    src= dst= [ports|icmp|gre keys] [zone-orig=] [packets= bytes=] [[UNREPLIED]]
+    src= dst= [ports|icmp|gre keys] [zone-reply=] [packets= bytes=]
+    [[ASSURED]|[OFFLOAD]|[HW_OFFLOAD]] [mark=] [secctx=|secmark=] [zone=]
+    [delta-time=] [use=] [id=] ...
+
+Two readers live here:
+
+- ``parse_entry_line`` reads one line strictly into an :class:`Entry`
+  (used for small inputs, for tests, and to classify lines the fast path
+  rejected);
+- ``build_scan_pattern`` compiles a pattern that captures only the columns a
+  query needs, for ``findall`` over multi-megabyte chunks (the fast path:
+  no Python object per entry beyond the captured bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The summary conntrack prints on stderr; pasted with 2>&1 it lands first,
+# last, or spliced into the middle of a stdout line (stdout is flushed in
+# 4 KiB blocks).  Its own newline is part of the match so a spliced line
+# joins up again when it is removed.
+SUMMARY_RE = re.compile(
+    rb"conntrack v[0-9][0-9.]* \(conntrack-tools\): (\d+) flow (?:entries|events) "
+    rb"ha(?:ve|s) been shown\.\n?"
+)
+SUMMARY_MARK = b"(conntrack-tools)"
+
+_ADDR = rb"[0-9a-fA-F.:]+"
+_TOKEN = rb"[^ \n]+"
+_PORTS = rb"sport=(\d+) dport=(\d+)"
+
+# One strict line (no leading newline).  Group names are Entry fields.
+ENTRY_RE = re.compile(
+    rb"[ \t]*(?:\[(?P<event>NEW|UPDATE|DESTROY)\] +)?"
+    rb"(?:(?P<l3>ipv4|ipv6) +(?:2|10) +)?"
+    rb"(?P<proto>[a-z][a-z0-9-]*) +(?P<protonum>\d+) +"
+    rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>[A-Z][A-Z_]*) +)?"
+    rb"src=(?P<src>" + _ADDR + rb") dst=(?P<dst>" + _ADDR + rb") "
+    rb"(?:sport=(?P<sport>\d+) dport=(?P<dport>\d+) "
+    rb"|type=(?P<icmp_type>\d+) code=(?P<icmp_code>\d+) id=(?P<icmp_id>\d+) "
+    rb"|srckey=(?P<srckey>0x[0-9a-f]+) dstkey=(?P<dstkey>0x[0-9a-f]+) )?"
+    rb"(?:zone-orig=(?P<zone_orig>\d+) )?"
+    rb"(?:packets=(?P<packets>\d+) bytes=(?P<bytes>\d+) )?"
+    rb"(?P<unreplied>\[UNREPLIED\] )?"
+    rb"src=(?P<reply_src>" + _ADDR + rb") dst=(?P<reply_dst>" + _ADDR + rb")"
+    rb"(?: sport=(?P<reply_sport>\d+) dport=(?P<reply_dport>\d+)"
+    rb"| type=\d+ code=\d+ id=\d+| srckey=0x[0-9a-f]+ dstkey=0x[0-9a-f]+)?"
+    rb"(?: zone-reply=(?P<zone_reply>\d+))?"
+    rb"(?: packets=(?P<reply_packets>\d+) bytes=(?P<reply_bytes>\d+))?"
+    rb"(?: \[(?P<status>ASSURED|OFFLOAD|HW_OFFLOAD)\])?"
+    rb"(?: mark=(?P<mark>\d+))?"
+    rb"(?: secctx=(?P<secctx>" + _TOKEN + rb")| secmark=(?P<secmark>\d+))?"
+    rb"(?: zone=(?P<zone>\d+))?"
+    rb"(?: delta-time=(?P<delta_time>\d+))?"
+    rb"(?: use=(?P<use>\d+))?"
+    rb"(?: id=(?P<id>\d+))?"
+    # anything newer kernels or tools append: key=value or [WORD] tokens
+    rb"(?: [a-z][a-z_-]*=[^ \n]+| \[[A-Za-z_=:0-9 ]+\])*"
+    rb" *\r?"
+)
+
+PROMPT_RE = re.compile(rb"^\S*[@:]\S*[#$%>](?: |$)|^[#$] |^\(?[A-Za-z0-9_-]+\)? ?[#$] ")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One conntrack entry (or one event line) as printed."""
+
+    proto: str
+    protonum: int
+    src: str
+    dst: str
+    reply_src: str
+    reply_dst: str
+    family: str  # "ipv4" | "ipv6"
+    timeout: int | None = None  # None: offloaded entries and DESTROY events
+    state: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+    reply_sport: int | None = None
+    reply_dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    icmp_id: int | None = None
+    unreplied: bool = False
+    status: str | None = None  # ASSURED | OFFLOAD | HW_OFFLOAD
+    packets: int | None = None
+    bytes: int | None = None
+    reply_packets: int | None = None
+    reply_bytes: int | None = None
+    mark: int | None = None
+    zone: int | None = None
+    zone_orig: int | None = None
+    zone_reply: int | None = None
+    secctx: str | None = None
+    delta_time: int | None = None
+    use: int | None = None
+    id: int | None = None
+    event: str | None = None
+
+    @property
+    def assured(self) -> bool:
+        return self.status == "ASSURED"
+
+    @property
+    def nat(self) -> bool:
+        """The reply is not the mirror of the original: NAT rewrote an address."""
+        return self.reply_src != self.dst or self.reply_dst != self.src
+
+
+_INT_FIELDS = [
+    *("timeout", "sport", "dport", "reply_sport", "reply_dport"),
+    *("icmp_type", "icmp_code", "icmp_id", "packets", "bytes", "reply_packets", "reply_bytes"),
+    *("mark", "zone", "zone_orig", "zone_reply", "delta_time", "use", "id"),
+]
+_STR_FIELDS = ["state", "status", "secctx", "event"]
+
+
+def parse_entry_line(line: bytes | str) -> Entry | None:
+    """The entry on ``line``, or None when the line is not a complete entry."""
+    raw = line.encode() if isinstance(line, str) else line
+    match = ENTRY_RE.fullmatch(raw.rstrip(b"\n"))
+    if match is None:
+        return None
+    groups = match.groupdict()
+    fields: dict[str, object] = {}
+    for name in _INT_FIELDS:
+        value = groups[name]
+        if value is not None:
+            fields[name] = int(value)
+    for name in _STR_FIELDS:
+        value = groups[name]
+        if value is not None:
+            fields[name] = value.decode()
+    if groups["secmark"] is not None:
+        fields["secctx"] = groups["secmark"].decode()
+    src = groups["src"].decode()
+    return Entry(
+        proto=groups["proto"].decode(),
+        protonum=int(groups["protonum"]),
+        src=src,
+        dst=groups["dst"].decode(),
+        reply_src=groups["reply_src"].decode(),
+        reply_dst=groups["reply_dst"].decode(),
+        family="ipv6" if ":" in src else "ipv4",
+        unreplied=groups["unreplied"] is not None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def classify_rejected_line(line: bytes) -> str:
+    """Why a non-blank line is not an entry: for the skip report."""
+    if SUMMARY_MARK in line:
+        return "conntrack summary"
+    if PROMPT_RE.match(line):
+        return "shell prompt or command"
+    if b"src=" not in line:
+        return "not a conntrack entry"
+    if line.count(b"src=") < 2 or line.count(b"dst=") < 2:
+        return "truncated entry (no reply tuple)"
+    return "malformed entry"
+
+
+# --- the fast path ---------------------------------------------------------
+
+# Columns a scan can capture, in line order.  "nat" is a one-byte flag
+# (non-empty when the reply tuple is not the mirror of the original one).
+COLUMNS = (
+    "proto",
+    "timeout",
+    "state",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "unreplied",
+    "reply_src",
+    "reply_dst",
+    "nat",
+    "status",
+    "mark",
+    "zone",
+)
+
+
+def _cap(name: str, fragment: bytes, wanted: set[str]) -> bytes:
+    if name in wanted:
+        return b"(" + fragment + b")"
+    return b"(?:" + fragment + b")"
+
+
+def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
+    """A pattern matching ``\\n`` + one entry, capturing ``columns`` in order.
+
+    The pattern stops after the last field it needs, so cheap queries do not
+    pay for the rest of the line; :func:`chunk_shape_ok` checks the rest of
+    the shape (both tuples present) for the whole chunk at once.
+    """
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown scan columns: {sorted(unknown)}")
+    if list(columns) != [c for c in COLUMNS if c in columns]:
+        raise ValueError("scan columns must be given in line order")
+    if "nat" in columns and ("reply_src" in columns or "reply_dst" in columns):
+        raise ValueError("nat and reply_src/reply_dst cannot be captured together")
+    wanted = set(columns)
+    last = COLUMNS.index(columns[-1]) if columns else 0
+    named = "nat" in wanted  # the reply check refers back to src and dst
+    src_frag = rb"(?P<s>\S+)" if named else _cap("src", rb"\S+", wanted)
+    dst_frag = rb"(?P<d>\S+)" if named else _cap("dst", rb"\S+", wanted)
+    parts = [rb"\n[ \t]*(?:\[[A-Z]+\] +)?(?:ipv[46] +\d+ +)?"]
+    if "proto" in wanted or "timeout" in wanted or "state" in wanted:
+        parts += [
+            _cap("proto", rb"[a-z][a-z0-9-]*", wanted),
+            rb" +\d+ +(?:",
+            _cap("timeout", rb"\d+", wanted),
+            rb" +)?(?:",
+            _cap("state", rb"[A-Z][A-Z_]*", wanted),
+            rb" +)?src=",
+        ]
+    else:
+        parts.append(rb"[a-z][a-z0-9-]* +\d+ +[\dA-Z_ ]*src=")
+    parts += [src_frag, rb" dst=", dst_frag]
+    if last > COLUMNS.index("dst"):
+        parts += [
+            rb" (?:sport=",
+            _cap("sport", rb"\d+", wanted),
+            rb" dport=",
+            _cap("dport", rb"\d+", wanted),
+            rb" |type=\d+ code=\d+ id=\d+ |srckey=\S+ dstkey=\S+ )?",
+            rb"(?:zone-orig=\d+ )?(?:packets=\d+ bytes=\d+ )?",
+        ]
+    if last > COLUMNS.index("dport"):
+        parts += [_cap("unreplied", rb"\[UNREPLIED\] ", wanted) + b"?", rb"src="]
+    if last > COLUMNS.index("unreplied"):
+        if named:
+            parts.append(rb"(?:(?P=d) dst=(?P=s)(?!\S)|(\S)\S* dst=\S+)")
+        else:
+            parts += [
+                _cap("reply_src", rb"\S+", wanted),
+                rb" dst=",
+                _cap("reply_dst", rb"\S+", wanted),
+            ]
+    if last >= COLUMNS.index("status"):
+        parts += [
+            rb"(?: sport=\d+ dport=\d+| type=\d+ code=\d+ id=\d+| srckey=[^ \n]+ dstkey=[^ \n]+)?"
+            rb"(?: zone-reply=\d+)?(?: packets=\d+ bytes=\d+)?(?: \[",
+            _cap("status", rb"ASSURED|OFFLOAD|HW_OFFLOAD", wanted),
+            rb"\])?",
+        ]
+    if last >= COLUMNS.index("mark"):
+        parts += [rb"(?: mark=", _cap("mark", rb"\d+", wanted), rb")?"]
+    if last >= COLUMNS.index("zone"):
+        parts += [rb"(?: secctx=[^ \n]+| secmark=\d+)?(?: zone=", _cap("zone", rb"\d+", wanted)]
+        parts.append(rb")?")
+    return re.compile(b"".join(parts))
+
+
+def chunk_shape_ok(data: bytes, end: int, lines: int, matched: int) -> bool:
+    """Whole-chunk checks that each of ``lines`` lines in ``data[:end]`` is an entry.
+
+    Every line matched the scan pattern (a valid start through the original
+    tuple) and the chunk holds two ``dst=`` per line (both tuples: a line
+    cut short has one).  Two C-speed passes instead of a look at each line.
+    """
+    return matched == lines and data.count(b" dst=", 0, end) == 2 * lines

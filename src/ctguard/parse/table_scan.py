@@ -1,0 +1,218 @@
+"""Streaming aggregation of a conntrack dump: chunks in, tallies out.
+
+A chunk is many complete lines of a dump, starting with ``\\n`` (see
+``kernel.table_source``).  Per chunk, one ``findall`` captures only the
+columns the query needs; ``Counter`` aggregates them.  Nothing is kept per
+entry, so memory depends on the number of distinct keys, which is capped:
+past ``key_cap`` keys a tally drops its rarest keys and says by how much its
+counts may be low (``TallyResult.max_error``).  Heavy hitters, which are
+what a "top" answers, always survive.
+
+Chunks that fail the cheap whole-chunk checks are read line by line with the
+strict grammar; lines that are not entries are counted and the first few
+reported with their line numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from ctguard.parse.conntrack_table import (
+    ENTRY_RE,
+    SUMMARY_RE,
+    build_scan_pattern,
+    chunk_shape_ok,
+    classify_rejected_line,
+)
+
+DEFAULT_KEY_CAP = 200_000
+
+# (buffer, end offset, counts from conntrack summaries cut out of it)
+Chunk = tuple[bytes, int, Sequence[int]]
+SKIP_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """What to capture (``columns``, in line order) and which combinations to count."""
+
+    columns: tuple[str, ...]
+    tallies: tuple[tuple[str, ...], ...]
+    key_cap: int = DEFAULT_KEY_CAP
+
+    def __post_init__(self) -> None:
+        for tally in self.tallies:
+            missing = set(tally) - set(self.columns)
+            if missing:
+                raise ValueError(f"tally {tally} uses columns not captured: {sorted(missing)}")
+
+
+@dataclass
+class Skipped:
+    """Lines that were not entries: how many, why, and the first few."""
+
+    count: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
+
+    def add(self, line_no: int, reason: str, text: bytes) -> None:
+        self.count += 1
+        self.reasons[reason] += 1
+        if len(self.examples) < SKIP_EXAMPLES:
+            shown = text[:120].decode("utf-8", "replace")
+            self.examples.append((line_no, reason, shown))
+
+    def merge(self, other: Skipped, line_offset: int = 0) -> None:
+        self.count += other.count
+        self.reasons.update(other.reasons)
+        for line_no, reason, text in other.examples:
+            if len(self.examples) < SKIP_EXAMPLES:
+                self.examples.append((line_no + line_offset, reason, text))
+
+
+@dataclass
+class Tally:
+    """Counts of one column combination, with the bound on what pruning removed."""
+
+    counts: Counter[Any] = field(default_factory=Counter)
+    max_error: int = 0  # a kept key's count may be low by at most this much
+    pruned_entries: int = 0
+
+    def prune(self, cap: int) -> None:
+        """Keep about half of ``cap`` keys: the most frequent ones."""
+        if len(self.counts) <= cap:
+            return
+        keep = cap // 2
+        ranked = self.counts.most_common()
+        threshold = ranked[keep][1]
+        survivors = Counter({k: v for k, v in ranked if v > threshold})
+        dropped = sum(self.counts.values()) - sum(survivors.values())
+        self.pruned_entries += dropped
+        self.max_error += threshold
+        self.counts = survivors
+
+    def merge(self, other: Tally, cap: int) -> None:
+        self.counts.update(other.counts)
+        self.max_error += other.max_error
+        self.pruned_entries += other.pruned_entries
+        self.prune(cap)
+
+
+@dataclass
+class ScanResult:
+    """Everything one pass over a dump learned."""
+
+    spec: ScanSpec
+    entries: int = 0
+    lines: int = 0
+    blank: int = 0
+    skipped: Skipped = field(default_factory=Skipped)
+    declared: list[int] = field(default_factory=list)  # conntrack's own "N flow entries"
+    tallies: dict[tuple[str, ...], Tally] = field(default_factory=dict)
+
+    def merge(self, other: ScanResult) -> None:
+        """Add ``other`` (the part of the dump that followed this one)."""
+        self.skipped.merge(other.skipped, line_offset=self.lines)
+        self.entries += other.entries
+        self.lines += other.lines
+        self.blank += other.blank
+        self.declared += other.declared
+        for key, tally in other.tallies.items():
+            self.tallies.setdefault(key, Tally()).merge(tally, self.spec.key_cap)
+
+
+class TableScanner:
+    """Feed chunks with :meth:`feed`; read :attr:`result` at the end."""
+
+    def __init__(self, spec: ScanSpec) -> None:
+        self.spec = spec
+        self.pattern = build_scan_pattern(spec.columns)
+        self.result = ScanResult(spec, tallies={t: Tally() for t in spec.tallies})
+        index = {name: i for i, name in enumerate(spec.columns)}
+        self._getters: list[tuple[Tally, Any]] = []
+        for tally_columns in spec.tallies:
+            getter: Any
+            if tuple(tally_columns) == spec.columns:
+                getter = None  # the rows themselves
+            else:
+                getter = itemgetter(*(index[c] for c in tally_columns))
+            self._getters.append((self.result.tallies[tally_columns], getter))
+
+    def feed(self, data: bytes, end: int | None = None, declared: Sequence[int] = ()) -> None:
+        """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
+
+        Taking an end offset lets the reader pass its buffer without a copy.
+        """
+        result = self.result
+        end = len(data) if end is None else end
+        result.declared.extend(declared)
+        lines = data.count(b"\n", 0, end)
+        rows = self.pattern.findall(data, 0, end)
+        if not chunk_shape_ok(data, end, lines, len(rows)):
+            rows = self._rows_line_by_line(data[:end])
+        result.lines += lines
+        result.entries += len(rows)
+        self._count(rows)
+
+    def feed_all(self, chunks: Iterable[Chunk]) -> ScanResult:
+        for data, end, declared in chunks:
+            self.feed(data, end, declared)
+        return self.result
+
+    def _count(self, rows: list[Any]) -> None:
+        cap = self.spec.key_cap
+        for tally, getter in self._getters:
+            tally.counts.update(rows if getter is None else map(getter, rows))
+            tally.prune(cap)
+
+    def _rows_line_by_line(self, chunk: bytes) -> list[Any]:
+        """The slow path: classify each line, then scan only the entries."""
+        good: list[bytes] = []
+        first_line = self.result.lines + 1
+        fullmatch = ENTRY_RE.fullmatch
+        for offset, line in enumerate(chunk.split(b"\n")[1:]):
+            text = line.rstrip(b"\r")
+            if not text.strip():
+                self.result.blank += 1
+                continue
+            if fullmatch(text):
+                good.append(text)
+            else:
+                self.result.skipped.add(first_line + offset, classify_rejected_line(text), text)
+        if not good:
+            return []
+        clean = b"\n" + b"\n".join(good)
+        rows: list[Any] = self.pattern.findall(clean)
+        if len(rows) != len(good):  # pragma: no cover - the two grammars disagree
+            raise AssertionError("scan pattern and entry grammar disagree")
+        return rows
+
+
+def scan_chunks(spec: ScanSpec, chunks: Iterable[Chunk]) -> ScanResult:
+    """Aggregate a whole dump given as chunks (pure; see TableScanner)."""
+    return TableScanner(spec).feed_all(chunks)
+
+
+def split_summaries(data: bytes) -> tuple[bytes, list[int]]:
+    """Remove conntrack's summary lines (wherever they landed) and return their counts.
+
+    A summary that sits on a line of its own becomes an empty line, so line
+    numbers stay true; one spliced into an entry is cut out with its newline,
+    which joins the entry up again.
+    """
+    declared: list[int] = []
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        declared.append(int(match.group(1)))
+        start = match.start()
+        at_line_start = start == 0 or data[start - 1 : start] == b"\n"
+        whole_line = at_line_start and match.group(0).endswith(b"\n")
+        return b"\n" if whole_line else b""
+
+    cleaned = SUMMARY_RE.sub(replace, data)
+    return cleaned, declared
