@@ -37,11 +37,17 @@ def address_of(text: str) -> Address | None:
 
 @lru_cache(maxsize=65536)
 def subnet_of(text: str, v4_len: int, v6_len: int) -> str:
-    address = address_of(text)
-    if address is None:
+    """The network of ``text`` with the family's prefix length (socket-level, no ipaddress)."""
+    family, length, bits = (
+        (socket.AF_INET6, v6_len, 128) if ":" in text else (socket.AF_INET, v4_len, 32)
+    )
+    try:
+        packed = socket.inet_pton(family, text)
+    except OSError:
         return text
-    length = v4_len if address.version == 4 else v6_len
-    return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - length)) - 1)
+    network = (int.from_bytes(packed, "big") & mask).to_bytes(bits // 8, "big")
+    return f"{socket.inet_ntop(family, network)}/{length}"
 
 
 def decode_int(raw: bytes) -> int | None:

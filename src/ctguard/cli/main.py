@@ -23,6 +23,7 @@ COMMANDS = {
     "capture": "capture",
     "logs": "logs",
     "top": "top",
+    "analyze": "analyze",
 }
 
 

@@ -1,0 +1,416 @@
+"""``ctguard analyze``: what fills the table and whether that is an attack,
+a leak, or just load, from one pass over the table.
+
+One scan captures the columns below; several small tallies are counted from
+the same rows; :func:`build_profile` decodes them into a
+:class:`TableProfile`; :func:`check_table` turns the profile into findings
+(CT5xx).  Thresholds are data (:class:`TableThresholds`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctguard.advise.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
+from ctguard.analyze.table_keys import canonical_address, subnet_of
+from ctguard.analyze.table_top import rank
+from ctguard.model.findings import Finding, Severity
+from ctguard.parse.table_scan import ScanResult, ScanSpec
+
+COLUMNS = (
+    "proto",
+    "timeout",
+    "state",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "unreplied",
+    "nat",
+    "status",
+)
+T_DST = ("dst",)
+T_SRC_CLASS = ("proto", "state", "src", "unreplied")
+T_PORT_CLASS = ("proto", "state", "dport", "unreplied", "status")
+T_SPORT = ("proto", "sport", "unreplied")
+T_CLASS = ("proto", "timeout", "state", "unreplied", "nat", "status")
+T_SRC_DPORT = ("src", "dport")
+
+ANALYZE_SPEC = ScanSpec(
+    columns=COLUMNS,
+    tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_SPORT, T_CLASS, T_SRC_DPORT),
+)
+
+SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
+ESTABLISHED_DEFAULT = TIMEOUT_DEFAULTS["tcp_timeout_established"].current
+IDLE_BUCKETS = ((86400, "idle > 1 day"), (3600, "idle 1 h - 1 day"), (0, "idle < 1 h"))
+TOP = 5
+
+
+@dataclass(frozen=True)
+class TableThresholds:
+    """When a share of the table becomes a finding (shares are of all entries)."""
+
+    min_entries: int = 1000  # below this, nothing is a flood
+    dominant_share: float = 0.25
+    dominant_crit_share: float = 0.5
+    flood_share: float = 0.2
+    scan_ports: int = 100
+    orphan_share: float = 0.2
+    orphan_idle_s: int = 3600
+    pileup_share: float = 0.3
+    nat_share: float = 0.5
+
+
+@dataclass
+class TableProfile:
+    """Decoded aggregates of one table."""
+
+    source: str
+    entries: int
+    scan: ScanResult
+    by_src: list[tuple[str, int]] = field(default_factory=list)
+    by_dst: list[tuple[str, int]] = field(default_factory=list)
+    by_src24: list[tuple[str, int]] = field(default_factory=list)
+    by_dport: list[tuple[tuple[str, int | None], int]] = field(default_factory=list)
+    by_proto: Counter[str] = field(default_factory=Counter)
+    by_state: Counter[str] = field(default_factory=Counter)
+    by_flags: Counter[str] = field(default_factory=Counter)
+    assured: int = 0
+    nat: int = 0
+    syn_unreplied: int = 0
+    syn_by_src: list[tuple[str, int]] = field(default_factory=list)
+    syn_by_dport: list[tuple[int | None, int]] = field(default_factory=list)
+    udp_unreplied: int = 0
+    udp_unreplied_by_dport: list[tuple[int | None, int]] = field(default_factory=list)
+    udp_unreplied_by_sport: list[tuple[int | None, int]] = field(default_factory=list)
+    udp_unreplied_by_src: list[tuple[str, int]] = field(default_factory=list)
+    ports_per_src: list[tuple[str, int]] = field(default_factory=list)
+    established_assured: int = 0
+    established_idle: dict[str, int] = field(default_factory=dict)
+    established_timeout: int | None = None
+    established_timeout_source: str = ""
+    max_established_remaining: int | None = None
+    approximate: bool = False
+
+    @property
+    def evictable(self) -> int:
+        """Entries early_drop may evict (not ASSURED, FACTS.md §4 and §9)."""
+        return self.entries - self.assured
+
+
+def _port(raw: bytes) -> int | None:
+    return int(raw) if raw else None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("ascii", "replace") if raw else "-"
+
+
+def _ranked_addresses(counts: Counter[bytes]) -> list[tuple[str, int]]:
+    merged: Counter[str] = Counter()
+    for raw, count in counts.items():
+        merged[canonical_address(raw)] += count
+    return rank(merged, TOP)
+
+
+def build_profile(
+    source: str, scan: ScanResult, established_timeout: int | None = None
+) -> TableProfile:
+    """Decode the tallies of an ``ANALYZE_SPEC`` scan."""
+    t = {key: tally.counts for key, tally in scan.tallies.items()}
+    profile = TableProfile(source=source, entries=scan.entries, scan=scan)
+    profile.approximate = any(tally.max_error for tally in scan.tallies.values())
+    by_src: Counter[bytes] = Counter()
+    for (_proto, _state, src, _unreplied), count in t[T_SRC_CLASS].items():
+        by_src[src] += count
+    profile.by_src = _ranked_addresses(by_src)
+    profile.by_dst = _ranked_addresses(t[T_DST])
+    subnets: Counter[str] = Counter()
+    for raw, count in by_src.items():
+        subnets[subnet_of(canonical_address(raw), 24, 64)] += count
+    profile.by_src24 = rank(subnets, TOP)
+
+    dports: Counter[tuple[str, int | None]] = Counter()
+    syn_dport: Counter[int | None] = Counter()
+    udp_dport: Counter[int | None] = Counter()
+    for (proto, state, dport, unreplied, _status), count in t[T_PORT_CLASS].items():
+        port = _port(dport)
+        dports[(_text(proto), port)] += count
+        if proto == b"tcp" and unreplied and _text(state) in SYN_STATES:
+            syn_dport[port] += count
+        if proto == b"udp" and unreplied:
+            udp_dport[port] += count
+    profile.by_dport = rank(dports, TOP)
+    profile.syn_by_dport = rank(syn_dport, 3)
+    profile.udp_unreplied_by_dport = rank(udp_dport, 3)
+
+    udp_sport: Counter[int | None] = Counter()
+    for (proto, sport, unreplied), count in t[T_SPORT].items():
+        if proto == b"udp" and unreplied:
+            udp_sport[_port(sport)] += count
+    profile.udp_unreplied_by_sport = rank(udp_sport, 3)
+
+    syn_src: Counter[bytes] = Counter()
+    udp_src: Counter[bytes] = Counter()
+    for (proto, state, src, unreplied), count in t[T_SRC_CLASS].items():
+        if not unreplied:
+            continue
+        if proto == b"tcp" and _text(state) in SYN_STATES:
+            syn_src[src] += count
+        elif proto == b"udp":
+            udp_src[src] += count
+    profile.syn_by_src = _ranked_addresses(syn_src)
+    profile.udp_unreplied_by_src = _ranked_addresses(udp_src)
+    profile.syn_unreplied = sum(syn_src.values())
+    profile.udp_unreplied = sum(udp_src.values())
+
+    ports: defaultdict[bytes, int] = defaultdict(int)
+    for src, _dport in t[T_SRC_DPORT]:
+        ports[src] += 1
+    distinct: Counter[str] = Counter()
+    for raw, count in ports.items():
+        distinct[canonical_address(raw)] += count
+    profile.ports_per_src = rank(distinct, TOP)
+
+    remaining: Counter[int] = Counter()
+    for (proto, timeout, state, unreplied, nat, status), count in t[T_CLASS].items():
+        name = _text(proto)
+        state_name = _text(state)
+        profile.by_proto[name] += count
+        profile.by_state[state_name] += count
+        flag = status.decode() if status else ("UNREPLIED" if unreplied else "none")
+        profile.by_flags[flag] += count
+        if status == b"ASSURED":
+            profile.assured += count
+        if nat:
+            profile.nat += count
+        if name == "tcp" and state_name == "ESTABLISHED" and status == b"ASSURED" and timeout:
+            remaining[int(timeout)] += count
+    _profile_established(profile, remaining, established_timeout)
+    return profile
+
+
+def _profile_established(
+    profile: TableProfile, remaining: Counter[int], established_timeout: int | None
+) -> None:
+    profile.established_assured = sum(remaining.values())
+    if not remaining:
+        return
+    profile.max_established_remaining = max(remaining)
+    if established_timeout is not None:
+        profile.established_timeout = established_timeout
+        profile.established_timeout_source = "sysctl"
+    elif profile.max_established_remaining > 86400:
+        # Remaining timeouts above a day only exist with the 5-day default (or
+        # something close to it); each packet resets an entry to the full value.
+        profile.established_timeout = ESTABLISHED_DEFAULT
+        profile.established_timeout_source = "inferred from remaining timeouts"
+    if profile.established_timeout is None:
+        return
+    buckets = dict.fromkeys((label for _, label in IDLE_BUCKETS), 0)
+    for left, count in remaining.items():
+        idle = max(0, profile.established_timeout - left)
+        for floor, label in IDLE_BUCKETS:
+            if idle >= floor:
+                buckets[label] += count
+                break
+    profile.established_idle = buckets
+
+
+# --- findings ----------------------------------------------------------------
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _top_text(items: list[tuple[Any, int]], whole: int, n: int = 3) -> str:
+    return ", ".join(f"{key} {count:,} ({_pct(count, whole)})" for key, count in items[:n])
+
+
+def check_table(
+    profile: TableProfile, thresholds: TableThresholds = TableThresholds(), *, source_args: str = ""
+) -> list[Finding]:
+    """CT5xx findings about the table's content."""
+    th = thresholds
+    n = profile.entries
+    findings: list[Finding] = []
+    args = f" {source_args}" if source_args else ""
+    if profile.scan.skipped.count:
+        findings.append(
+            Finding(
+                "CT509",
+                Severity.INFO,
+                "some input lines are not conntrack entries",
+                f"{profile.scan.skipped.count:,} line(s) skipped: "
+                + ", ".join(f"{c:,} {r}" for r, c in profile.scan.skipped.reasons.most_common()),
+                "skipped lines are counted, not guessed at; numbers below cover the entries read",
+                f"ctguard top{args} --strict",
+            )
+        )
+    if n == 0:
+        return findings
+    big = n >= th.min_entries
+
+    if profile.by_src and big:
+        src, count = profile.by_src[0]
+        share = count / n
+        if share >= th.dominant_share:
+            severity = Severity.CRIT if share >= th.dominant_crit_share else Severity.WARN
+            findings.append(
+                Finding(
+                    "CT501",
+                    severity,
+                    f"one source holds {_pct(count, n)} of the table",
+                    f"{src}: {count:,} of {n:,} entries; next: {_top_text(profile.by_src[1:], n)}",
+                    "a single address filling the table is a flood, a misbehaving client or a "
+                    "NAT'd crowd; raising nf_conntrack_max only postpones the overflow",
+                    f"ctguard block {src} --ttl 1h   # after checking who it is: "
+                    f"ctguard top{args} --src {src} --by dport,state",
+                )
+            )
+
+    if big and profile.syn_unreplied >= th.flood_share * n:
+        where = _top_text(profile.syn_by_src, profile.syn_unreplied)
+        ports = _top_text(profile.syn_by_dport, profile.syn_unreplied)
+        findings.append(
+            Finding(
+                "CT502",
+                Severity.WARN,
+                "SYN flood signature: unanswered handshakes fill the table",
+                f"{profile.syn_unreplied:,} unreplied SYN_SENT/SYN_RECV entries "
+                f"({_pct(profile.syn_unreplied, n)}); sources: {where}; ports: {ports}",
+                "these entries are not ASSURED, so a full table evicts them (early_drop) "
+                "instead of dropping traffic; they still cost memory and CPU; drop them before "
+                "conntrack (raw priority) or enable SYN cookies/SYNPROXY",
+                f"ctguard top{args} --state SYN_SENT,SYN_RECV --unreplied --by src/24,dport",
+            )
+        )
+
+    if big and profile.udp_unreplied >= th.flood_share * n:
+        dport_text = _top_text(profile.udp_unreplied_by_dport, profile.udp_unreplied)
+        sport_text = _top_text(profile.udp_unreplied_by_sport, profile.udp_unreplied)
+        port = profile.udp_unreplied_by_dport[0][0] if profile.udp_unreplied_by_dport else None
+        findings.append(
+            Finding(
+                "CT503",
+                Severity.WARN,
+                "UDP flood signature: many unanswered UDP flows",
+                f"{profile.udp_unreplied:,} unreplied UDP entries "
+                f"({_pct(profile.udp_unreplied, n)}); to ports: {dport_text}; from ports: "
+                f"{sport_text}; sources: {_top_text(profile.udp_unreplied_by_src, n)}",
+                "one-shot UDP (DNS, NTP) is never ASSURED and is evictable, but a flood of it "
+                "still churns the table; a busy resolver or server port usually needs no "
+                "tracking at all",
+                f"ctguard notrack --port {port} --proto udp"
+                if port
+                else f"ctguard top{args} --proto udp --unreplied --by src,dport",
+            )
+        )
+
+    if profile.ports_per_src:
+        src, ports = profile.ports_per_src[0]
+        if ports >= th.scan_ports:
+            findings.append(
+                Finding(
+                    "CT504",
+                    Severity.WARN,
+                    "port scan signature: one source, many destination ports",
+                    f"{src} reaches {ports:,} distinct destination ports; next: "
+                    + ", ".join(f"{s} {p:,} ports" for s, p in profile.ports_per_src[1:3]),
+                    "a scanner creates an entry per probed port; block it before conntrack",
+                    f"ctguard block {src} --ttl 1h",
+                )
+            )
+
+    findings += _check_established(profile, th, args)
+    findings += _check_closing(profile, th, args)
+
+    if big and profile.nat >= th.nat_share * n:
+        findings.append(
+            Finding(
+                "CT507",
+                Severity.INFO,
+                "NAT gateway load: most entries are translated flows",
+                f"{profile.nat:,} of {n:,} entries ({_pct(profile.nat, n)}) have a reply tuple "
+                "that is not the mirror of the original (SNAT/masquerade or DNAT)",
+                "each client flow through this host costs an entry here; size the table for "
+                "clients x flows per client, not for this host's own services",
+                "ctguard advise",
+            )
+        )
+
+    evictable = profile.evictable
+    findings.append(
+        Finding(
+            "CT508",
+            Severity.INFO,
+            "how much of the table the kernel could evict when it is full",
+            f"{evictable:,} of {n:,} entries ({_pct(evictable, n)}) are not ASSURED; "
+            f"{profile.assured:,} ASSURED entries can never be evicted early",
+            "on a full table the kernel evicts non-ASSURED entries to admit a new flow "
+            "(early_drop); packets are dropped only when nothing is evictable, i.e. when the "
+            "table is full of ASSURED entries",
+            f"ctguard top{args} --by flags,state",
+        )
+    )
+    return findings
+
+
+def _check_established(profile: TableProfile, th: TableThresholds, args: str) -> list[Finding]:
+    n = profile.entries
+    if not profile.established_idle or n < th.min_entries:
+        return []
+    idle = sum(
+        profile.established_idle.get(label, 0)
+        for floor, label in IDLE_BUCKETS
+        if floor >= th.orphan_idle_s
+    )
+    if idle < th.orphan_share * n:
+        return []
+    timeout = profile.established_timeout or ESTABLISHED_DEFAULT
+    detail = ", ".join(f"{label}: {count:,}" for label, count in profile.established_idle.items())
+    return [
+        Finding(
+            "CT505",
+            Severity.WARN,
+            "orphan suspicion: idle ESTABLISHED entries wait out a long timeout",
+            f"{idle:,} ASSURED ESTABLISHED entries ({_pct(idle, n)}) idle for over "
+            f"{humanize_seconds(th.orphan_idle_s)} ({detail}); established timeout "
+            f"{humanize_seconds(timeout)} ({profile.established_timeout_source})",
+            "peers that vanished without FIN/RST leave ESTABLISHED entries for the full "
+            "timeout (5 days by default); they are ASSURED, so a full table drops packets "
+            "instead of evicting them; a timeout above the applications' keepalive frees them",
+            "ctguard advise   # established timeout from what this table holds",
+        )
+    ]
+
+
+def _check_closing(profile: TableProfile, th: TableThresholds, args: str) -> list[Finding]:
+    n = profile.entries
+    findings: list[Finding] = []
+    if n < th.min_entries:
+        return findings
+    for state, sysctl in (
+        ("TIME_WAIT", "nf_conntrack_tcp_timeout_time_wait"),
+        ("CLOSE_WAIT", "nf_conntrack_tcp_timeout_close_wait"),
+    ):
+        count = profile.by_state.get(state, 0)
+        if count < th.pileup_share * n:
+            continue
+        findings.append(
+            Finding(
+                "CT506",
+                Severity.WARN,
+                f"{state} pile-up",
+                f"{count:,} {state} entries ({_pct(count, n)} of the table)",
+                "closing connections hold entries for net.netfilter."
+                f"{sysctl} seconds; many short connections (or an application not closing "
+                "its sockets, for CLOSE_WAIT) pile them up; a lower timeout frees them sooner",
+                f"ctguard advise   # then: ctguard top{args} --state {state} --by dst,dport",
+            )
+        )
+    return findings

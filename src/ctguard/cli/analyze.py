@@ -1,0 +1,70 @@
+"""`ctguard analyze`: floods, scans, orphans and pile-ups in the table itself."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ctguard.analyze.table_analysis import ANALYZE_SPEC, build_profile, check_table
+from ctguard.cli.common import make_console, open_root, write_json
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.cli.status import VERDICT_EXIT
+from ctguard.cli.table_options import add_table_source_options, check_strict, table_source_from
+from ctguard.kernel.table_source import TableSource, scan_table
+from ctguard.model.findings import verdict_of
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "analyze",
+        help="what fills the table: floods, scans, orphans, pile-ups, NAT load (findings)",
+        description="Read the table once (live, --netns, --root bundle, a dump file or -) and "
+        "report top talkers and findings CT501-CT509, each with evidence and the next "
+        "command. Exit status 0/1/2 = ok/warn/crit, 3 = could not read.",
+    )
+    add_table_source_options(parser)
+
+
+def established_timeout_of(args: argparse.Namespace, source: TableSource) -> int | None:
+    """The established timeout in force, when the table is this host's or a bundle's."""
+    if source.kind not in ("live-procfs", "live-tool", "bundle"):
+        return None
+    from ctguard.kernel.netns import entered_netns
+    from ctguard.kernel.snapshot import read_snapshot
+
+    root = open_root(args.root)
+    with entered_netns(source.netns):
+        snapshot = read_snapshot(root, source.netns, use_netlink=False)
+    for setting in snapshot.timeouts:
+        if setting.key == "tcp_timeout_established":
+            return setting.seconds
+    return None
+
+
+def source_args(args: argparse.Namespace) -> str:
+    """How to name the same table again in a suggested command."""
+    if args.source and args.source != "-":
+        return str(args.source)
+    if args.root:
+        return f"--root {args.root}"
+    if args.netns:
+        return f"--netns {args.netns}"
+    return ""
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    source = table_source_from(args, env)
+    scan = scan_table(source, ANALYZE_SPEC, workers=args.workers)
+    check_strict(args, scan, source)
+    profile = build_profile(source.label, scan, established_timeout_of(args, source))
+    findings = check_table(profile, source_args=source_args(args))
+    verdict = verdict_of(findings)
+    if args.json:
+        from ctguard.render.analyze_json import analyze_json
+
+        write_json(env, analyze_json(profile, findings, verdict))
+    else:
+        from ctguard.render.analyze_text import render_analyze
+
+        render_analyze(make_console(env), profile, findings, verdict)
+    return VERDICT_EXIT[verdict]
