@@ -312,14 +312,14 @@ def check_table(
         )
 
     if profile.ports_per_src:
-        scanner, ports = profile.ports_per_src[0]
-        if ports >= th.scan_ports:
+        scanner, port_count = profile.ports_per_src[0]
+        if port_count >= th.scan_ports:
             findings.append(
                 Finding(
                     "CT504",
                     Severity.WARN,
                     "port scan signature: one source, many destination ports",
-                    f"{scanner} reaches {ports:,} distinct destination ports; next: "
+                    f"{scanner} reaches {port_count:,} distinct destination ports; next: "
                     + ", ".join(f"{s} {p:,} ports" for s, p in profile.ports_per_src[1:3]),
                     "a scanner creates an entry per probed port; block it before conntrack",
                     f"ctguard block {scanner} --ttl 1h",
