@@ -153,7 +153,7 @@ class TableScanner:
         result.declared.extend(declared)
         lines = data.count(b"\n", 0, end)
         rows = self.pattern.findall(data, 0, end)
-        if not chunk_shape_ok(data, end, lines, len(rows)):
+        if not chunk_shape_ok(data, end, lines, len(rows)) or not _last_line_ok(data, end):
             rows = self._rows_line_by_line(data[:end])
         result.lines += lines
         result.entries += len(rows)
@@ -191,6 +191,18 @@ class TableScanner:
         if len(rows) != len(good):  # pragma: no cover - the two grammars disagree
             raise AssertionError("scan pattern and entry grammar disagree")
         return rows
+
+
+def _last_line_ok(data: bytes, end: int) -> bool:
+    """The chunk's last line is a whole entry: where a cut input (``head -c``,
+    an interrupted copy) ends.  Inside a clean chunk, a line whose trailing
+    fields (after both tuples) were cut still counts as an entry; its
+    tuples are complete.
+    """
+    if end == 0:
+        return True
+    start = data.rfind(b"\n", 0, end) + 1
+    return ENTRY_RE.fullmatch(data, start, end) is not None or not data[start:end].strip()
 
 
 def scan_chunks(spec: ScanSpec, chunks: Iterable[Chunk]) -> ScanResult:

@@ -1,0 +1,210 @@
+"""The dump grammar: every sample, every format, garbage, summaries, chunking."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+from benchmarks.dumpgen import FORMATS, generate_entries, render_entry
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ctguard.analyze.table_top import TableFilter, build_top, parse_dimensions, top_scan_spec
+from ctguard.kernel.table_source import TableSource, iter_chunks, scan_table
+from ctguard.parse.conntrack_table import Entry, parse_entry_line
+from ctguard.parse.table_scan import ScanSpec, scan_chunks
+
+SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
+
+# file -> (entries, skipped lines, conntrack's declared count)
+SAMPLE_COUNTS = {
+    "nf_conntrack_procfs_k6.18_acct_ts.txt": (13, 0, None),
+    "nf_conntrack_procfs_moooofly_lls_k8s_node_timewait.txt": (13, 2, None),
+    "nf_conntrack_procfs_turris_foris_acct_ipv6.txt": (8, 0, None),
+    "ip_conntrack_compat_moooofly_lls_close_wait.txt": (18, 12, None),
+    "ip_conntrack_compat_moooofly_lls_k8s_node_nat.txt": (12, 2, None),
+    "ip_conntrack_legacy_2_4_rigacci_quoted_moooofly_lls.txt": (6, 0, None),
+    "conntrack_L_extended_hotsos_fip_netns_empty.txt": (0, 0, 0),
+    "conntrack_L_extended_hotsos_openstack_trimmed.txt": (265, 0, 1438),
+    "conntrack_L_extended_hotsos_snat_netns.txt": (2, 0, 2),
+    "conntrack_L_extended_k6.18.txt": (13, 0, 13),
+    "conntrack_L_ipv6_k6.18.txt": (4, 0, 4),
+    "conntrack_L_k6.18.txt": (13, 0, 13),
+}
+
+ALL_COLUMNS = (
+    "proto",
+    "state",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "unreplied",
+    "reply_src",
+    "reply_dst",
+    "status",
+    "mark",
+    "zone",
+)
+
+
+def scan_bytes(data: bytes, columns: tuple[str, ...] = ("src",), chunk: int = 1 << 20):
+    spec = ScanSpec(columns=columns, tallies=(columns,))
+    return scan_chunks(spec, iter_chunks(io.BytesIO(data), chunk))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_COUNTS))
+def test_every_sample_parses_with_the_right_counts(name: str) -> None:
+    entries, skipped, declared = SAMPLE_COUNTS[name]
+    data = (SAMPLES / name).read_bytes()
+    for columns in (("src",), ("proto", "state", "dport", "unreplied", "status"), ALL_COLUMNS):
+        result = scan_bytes(data, columns)
+        assert (result.entries, result.skipped.count) == (entries, skipped)
+        assert (sum(result.declared) if result.declared else None) == declared
+
+
+def test_sample_fields_procfs_ipv6_acct() -> None:
+    lines = (SAMPLES / "nf_conntrack_procfs_turris_foris_acct_ipv6.txt").read_text().splitlines()
+    unknown = parse_entry_line(lines[1])
+    assert unknown is not None
+    assert (unknown.proto, unknown.protonum, unknown.timeout, unknown.sport) == (
+        "unknown",
+        2,
+        491,
+        None,
+    )
+    assert unknown.unreplied and unknown.packets == 509
+    v6 = parse_entry_line(lines[-1])
+    assert v6 is not None and v6.family == "ipv6" and v6.dport == 53 and v6.reply_bytes == 263
+    natted = parse_entry_line(lines[0])
+    assert natted is not None and natted.nat and natted.zone == 0 and natted.use == 2
+
+
+def test_sample_fields_conntrack_tools_and_legacy() -> None:
+    icmp = parse_entry_line((SAMPLES / "conntrack_L_k6.18.txt").read_text().splitlines()[6])
+    assert icmp is not None and (icmp.proto, icmp.icmp_type, icmp.icmp_id) == ("icmp", 8, 4321)
+    legacy = (SAMPLES / "ip_conntrack_legacy_2_4_rigacci_quoted_moooofly_lls.txt").read_text()
+    first = parse_entry_line(legacy.splitlines()[0])
+    assert first is not None and first.mark is None and first.unreplied and first.status is None
+    assert parse_entry_line(legacy.splitlines()[-1]).status == "ASSURED"  # type: ignore[union-attr]
+
+
+def test_ipv6_is_canonical_whatever_the_input_form() -> None:
+    for name in ("nf_conntrack_procfs_k6.18_acct_ts.txt", "conntrack_L_k6.18.txt"):
+        dims = parse_dimensions("src")
+        spec = top_scan_spec(dims, TableFilter())
+        data = (SAMPLES / name).read_bytes()
+        scan = scan_chunks(spec, iter_chunks(io.BytesIO(data)))
+        top = build_top(name, scan, dims, TableFilter(), 0)
+        assert dict(top.groups)[("fd00:77::1",)] == 4
+
+
+def test_summary_spliced_mid_line_joins_the_line_again() -> None:
+    line = render_entry(next(generate_entries(1)), "extended")
+    cut = len(line) // 2
+    summary = "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.\n"
+    data = f"{line}\n{line[:cut]}{summary}{line[cut:]}\n{line}\n".encode()
+    result = scan_bytes(data)
+    assert (result.entries, result.skipped.count, result.declared) == (3, 0, [3])
+    first = f"{summary}{line}\n{line}\n".encode()
+    assert scan_bytes(first).entries == 2 and scan_bytes(first).skipped.count == 0
+
+
+def test_truncated_and_garbage_lines_are_counted_with_line_numbers() -> None:
+    good = render_entry(next(generate_entries(1)), "procfs")
+    data = (
+        f"{good}\n{good[:70]}\nhello world\n\n{good}\nroot@h:~# cat /proc/net/nf_conntrack\n{good}"
+    )
+    result = scan_bytes(data.encode())
+    assert result.entries == 3
+    assert result.skipped.count == 3
+    assert [line for line, _, _ in result.skipped.examples] == [2, 3, 6]
+    assert result.skipped.examples[0][1].startswith("truncated")
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    count=st.integers(1, 40),
+    fmt=st.sampled_from(FORMATS),
+    chunk=st.integers(64, 4096),
+)
+def test_round_trip_every_format(seed: int, count: int, fmt: str, chunk: int) -> None:
+    entries = list(generate_entries(count, seed, v6_share=0.4))
+    lines = [render_entry(e, fmt) for e in entries]
+    for entry, line in zip(entries, lines, strict=True):
+        parsed = parse_entry_line(line)
+        assert parsed is not None, line
+        for name in (
+            "proto",
+            "timeout",
+            "state",
+            "sport",
+            "dport",
+            "icmp_type",
+            "unreplied",
+            "status",
+            "packets",
+            "reply_bytes",
+        ):
+            assert getattr(parsed, name) == getattr(entry, name), (name, line)
+        assert parse_entry_line(line) is not None
+    data = ("\n".join(lines) + "\n").encode()
+    result = scan_bytes(data, ("proto", "state", "src", "dport", "unreplied", "status"), chunk)
+    assert result.entries == count and result.skipped.count == 0
+    counted = result.tallies[result.spec.tallies[0]].counts
+    assert sum(counted.values()) == count
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    noise=st.lists(st.binary(max_size=200), max_size=12),
+    positions=st.lists(st.integers(0, 30), max_size=12),
+    cut=st.integers(0, 400),
+)
+def test_fuzzed_garbage_is_only_ever_a_counted_skip(
+    noise: list[bytes], positions: list[int], cut: int
+) -> None:
+    lines = [render_entry(e, "procfs").encode() for e in generate_entries(30, 7)]
+    for blob, where in zip(noise, positions, strict=False):
+        lines.insert(where, blob.replace(b"\n", b" "))
+    lines.append(lines[0][:cut])  # a last line cut anywhere
+    data = b"\n".join(lines)
+    valid = sum(1 for line in lines if parse_entry_line(line) is not None)
+    for columns in (("src",), ALL_COLUMNS):
+        result = scan_bytes(data, columns, chunk=257)
+        assert result.entries == valid
+        non_blank = sum(1 for line in lines if line.strip())
+        assert result.entries + result.skipped.count == non_blank
+
+
+def test_gzip_and_parallel_ranges_give_the_same_answer(tmp_path: Path) -> None:
+    text = "".join(render_entry(e, "procfs") + "\n" for e in generate_entries(3000, 3))
+    plain = tmp_path / "dump.txt"
+    plain.write_text(text + "garbage line\n")
+    packed = tmp_path / "dump.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    dims = parse_dimensions("src,dport")
+    spec = top_scan_spec(dims, TableFilter())
+    answers = []
+    for path, workers in ((plain, 1), (plain, 3), (packed, 1)):
+        scan = scan_table(TableSource(str(path), "file", path=path), spec, workers=workers)
+        top = build_top("x", scan, dims, TableFilter(), 0)
+        answers.append((scan.entries, scan.skipped.count, scan.skipped.examples[0][0], top.groups))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][:3] == (3000, 1, 3001)
+
+
+def test_entry_nat_flag() -> None:
+    entry = Entry(
+        proto="tcp",
+        protonum=6,
+        src="10.0.0.2",
+        dst="203.0.113.1",
+        reply_src="203.0.113.1",
+        reply_dst="198.51.100.7",
+        family="ipv4",
+    )
+    assert entry.nat
