@@ -29,12 +29,9 @@ def _mib(value: int) -> str:
 
 
 def top_sources_command(snapshot: Snapshot) -> str:
-    """The exact command that ranks the sources filling the table (first src= field)."""
-    enter = f"nsenter --net={snapshot.netns.path} " if snapshot.netns else ""
-    return (
-        f"{enter}conntrack -L 2>/dev/null | awk '{{for(i=1;i<=NF;i++) if($i ~ /^src=/)"
-        "{print $i; break}}' | sort | uniq -c | sort -rn | head"
-    )
+    """The exact command that ranks what fills the table (and looks for floods)."""
+    target = f" --netns {snapshot.netns.path}" if snapshot.netns else ""
+    return f"ctguard analyze{target}   # or: ctguard top{target} --by src"
 
 
 def check_availability(snapshot: Snapshot) -> list[Finding]:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ctguard.analyze.status_report import StatusReport
+from ctguard.analyze.table_analysis import TableProfile
 from ctguard.cli.common import (
     add_read_options,
     make_console,
@@ -114,13 +115,24 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             skipped_netns = "other network namespaces not checked (needs root)"
     notes = [skipped_netns] if skipped_netns else []
     log_report, log_source, names, log_findings = kernel_log_section(root, [report, *others], notes)
+    from ctguard.cli.doctor_table import table_section
+
+    table = table_section(root, report.snapshot, env.is_root)
+    if table.note:
+        notes.append(table.note)
     findings = sorted(
-        [*report.findings, *other_namespace_findings(report, others), *log_findings],
+        [
+            *report.findings,
+            *other_namespace_findings(report, others),
+            *log_findings,
+            *table.findings,
+        ],
         key=lambda f: (-f.severity, f.code),
     )
     verdict = verdict_of(findings)
     if args.json:
         from ctguard.cli.status_all_netns import namespaces_json
+        from ctguard.render.analyze_json import analyze_json
         from ctguard.render.logs_json import logs_json
         from ctguard.render.status_json import status_json
 
@@ -134,13 +146,28 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 "kernel_log": None
                 if log_report is None
                 else logs_json(log_report, log_source, names),
+                "table": None
+                if table.profile is None
+                else {
+                    "sampled": table.sampled,
+                    **analyze_json(table.profile, table.findings, verdict_of(table.findings)),
+                },
                 "notes": notes,
             },
         )
     else:
         console = make_console(env)
         render_doctor(
-            console, report, others, findings, verdict, notes, log_report, log_source, names
+            console,
+            report,
+            others,
+            findings,
+            verdict,
+            notes,
+            log_report,
+            log_source,
+            names,
+            table.profile,
         )
     return VERDICT_EXIT[verdict]
 
@@ -155,6 +182,7 @@ def render_doctor(
     log_report: LogReport | None,
     log_source: str,
     names: dict[int, str],
+    table: TableProfile | None = None,
 ) -> None:
     from rich.rule import Rule
     from rich.text import Text
@@ -173,6 +201,11 @@ def render_doctor(
 
         console.print(Text("\nkernel log (this boot)", style="bold underline"))
         render_logs(console, log_report, log_source, names)
+    if table is not None:
+        from ctguard.render.analyze_text import render_table_content
+
+        console.print(Text("\ntable content", style="bold underline"))
+        render_table_content(console, table)
     for note in notes:
         console.print(Text(f"note: {note}", style="dim"))
     console.print(Rule("diagnosis"))

@@ -140,7 +140,11 @@ def open_table_stream(source: TableSource, stack: ExitStack) -> IO[bytes]:
 
 
 def iter_chunks(
-    stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES, limit: int | None = None
+    stream: IO[bytes],
+    chunk_bytes: int = CHUNK_BYTES,
+    limit: int | None = None,
+    *,
+    sample: bool = False,
 ) -> Iterator[Chunk]:
     """Newline-aligned chunks ``(buffer, end, declared)``: in ``buffer[:end]``
     each line is preceded by ``\\n`` and none trails the last.
@@ -148,7 +152,8 @@ def iter_chunks(
     Summaries conntrack printed into the stream are cut out here (before the
     alignment, so one spliced across a line joins that line up again) and
     their declared counts passed along.  A line longer than 64 KiB is cut
-    there; the scanner reports it as malformed.
+    there; the scanner reports it as malformed.  With ``sample``, reading
+    stops at ``limit`` bytes and the line cut there is dropped, not reported.
     """
     carry = b"\n"
     remaining = limit
@@ -173,6 +178,8 @@ def iter_chunks(
         if len(carry) > MAX_LINE_BYTES:
             carry = carry[:MAX_LINE_BYTES]
         yield data, cut, declared
+    if sample and remaining == 0:
+        return
     if carry.strip():
         declared = []
         if SUMMARY_MARK in carry:
@@ -181,14 +188,17 @@ def iter_chunks(
         yield last, len(last), declared
 
 
-def iter_chunks_ahead(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+def iter_chunks_ahead(
+    stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES, sample_bytes: int | None = None
+) -> Iterator[Chunk]:
     """``iter_chunks`` read one chunk ahead in a thread (at most two chunks in memory)."""
     slots: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def reader() -> None:
         try:
-            for item in iter_chunks(stream, chunk_bytes):
+            chunks = iter_chunks(stream, chunk_bytes, sample_bytes, sample=sample_bytes is not None)
+            for item in chunks:
                 while not stop.is_set():
                     try:
                         slots.put(item, timeout=0.1)
@@ -254,9 +264,24 @@ def _is_plain_regular_file(path: Path) -> bool:
         return False
 
 
-def scan_table(source: TableSource, spec: ScanSpec, *, workers: int | None = None) -> ScanResult:
-    """Scan a whole source with ``spec``: the one entry point for commands."""
-    if source.kind == "file" and source.path is not None and _is_plain_regular_file(source.path):
+def scan_table(
+    source: TableSource,
+    spec: ScanSpec,
+    *,
+    workers: int | None = None,
+    sample_bytes: int | None = None,
+) -> ScanResult:
+    """Scan a source with ``spec``: the one entry point for commands.
+
+    ``sample_bytes`` reads only the start of the source (the live table is
+    printed in hash order, so its start is a fair sample of its content).
+    """
+    if (
+        sample_bytes is None
+        and source.kind == "file"
+        and source.path is not None
+        and _is_plain_regular_file(source.path)
+    ):
         size = source.path.stat().st_size
         count = worker_count(size) if workers is None else max(1, workers)
         if count > 1:
@@ -264,7 +289,9 @@ def scan_table(source: TableSource, spec: ScanSpec, *, workers: int | None = Non
     with ExitStack() as stack:
         stream = open_table_stream(source, stack)
         try:
-            return TableScanner(spec).feed_all(iter_chunks_ahead(stream))
+            chunk = CHUNK_BYTES if source.kind != "live-procfs" else LIVE_READ_BYTES
+            chunks = iter_chunks_ahead(stream, chunk, sample_bytes)
+            return TableScanner(spec).feed_all(chunks)
         except (gzip.BadGzipFile, EOFError, OSError) as err:
             raise ParseError(
                 f"cannot read the dump: {err}", where=source.label, hint="check the file"

@@ -20,6 +20,13 @@ def _column(title: str, items: list[tuple[Any, int]], whole: int) -> list[str]:
 def render_analyze(
     console: Any, profile: TableProfile, findings: list[Finding], verdict: Severity
 ) -> None:
+    render_table_content(console, profile)
+    console.print(Text.assemble("verdict: ", verdict_text(verdict)))
+    console.print(render_findings(findings))
+
+
+def render_table_content(console: Any, profile: TableProfile) -> None:
+    """What was read, top talkers side by side, totals by proto, state and flags."""
     render_scan_header(console, profile.source, profile.scan)
     n = profile.entries
     if n:
@@ -50,5 +57,3 @@ def render_analyze(
         ):
             parts = [f"{key} {percent(count, n)}" for key, count in counter.most_common(8)]
             console.print(Text(f"by {name}: " + ", ".join(parts)))
-    console.print(Text.assemble("verdict: ", verdict_text(verdict)))
-    console.print(render_findings(findings))
