@@ -208,3 +208,20 @@ def test_entry_nat_flag() -> None:
         family="ipv4",
     )
     assert entry.nat
+
+
+def test_bounded_tallies_keep_heavy_hitters_and_say_approximate() -> None:
+    from ctguard.parse.table_scan import Tally
+
+    tally = Tally()
+    tally.counts.update({f"k{i}": 1 for i in range(1000)})
+    tally.counts["heavy"] = 500
+    tally.prune(100)
+    assert tally.counts["heavy"] == 500 and len(tally.counts) <= 100
+    assert tally.max_error >= 1 and tally.pruned_entries >= 900
+
+    pairs = Tally(by_first=True)
+    pairs.counts.update({(f"10.0.0.{i}", p): 1 for i in range(200) for p in (80, 443)})
+    pairs.counts.update({("198.51.100.9", p): 1 for p in range(300)})
+    pairs.prune(200)
+    assert sum(1 for key in pairs.counts if key[0] == "198.51.100.9") == 300

@@ -25,7 +25,6 @@ COLUMNS = (
     "state",
     "src",
     "dst",
-    "sport",
     "dport",
     "unreplied",
     "nat",
@@ -34,13 +33,18 @@ COLUMNS = (
 T_DST = ("dst",)
 T_SRC_CLASS = ("proto", "state", "src", "unreplied")
 T_PORT_CLASS = ("proto", "state", "dport", "unreplied", "status")
-T_SPORT = ("proto", "sport", "unreplied")
 T_CLASS = ("proto", "timeout", "state", "unreplied", "nat", "status")
 T_SRC_DPORT = ("src", "dport")
 
+# Seven tallies share one budget of distinct keys (memory stays bounded
+# whatever the dump size); past it a tally keeps its heaviest keys and the
+# result says it is approximate.  The (src, dport) pairs are pruned by
+# source, keeping the sources with the most distinct ports (the scanners).
 ANALYZE_SPEC = ScanSpec(
     columns=COLUMNS,
-    tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_SPORT, T_CLASS, T_SRC_DPORT),
+    tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_CLASS, T_SRC_DPORT),
+    key_cap=80_000,
+    distinct_tallies=(T_SRC_DPORT,),
 )
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
@@ -85,7 +89,6 @@ class TableProfile:
     syn_by_dport: list[tuple[int | None, int]] = field(default_factory=list)
     udp_unreplied: int = 0
     udp_unreplied_by_dport: list[tuple[int | None, int]] = field(default_factory=list)
-    udp_unreplied_by_sport: list[tuple[int | None, int]] = field(default_factory=list)
     udp_unreplied_by_src: list[tuple[str, int]] = field(default_factory=list)
     ports_per_src: list[tuple[str, int]] = field(default_factory=list)
     established_assured: int = 0
@@ -146,12 +149,6 @@ def build_profile(
     profile.by_dport = rank(dports, TOP)
     profile.syn_by_dport = rank(syn_dport, 3)
     profile.udp_unreplied_by_dport = rank(udp_dport, 3)
-
-    udp_sport: Counter[int | None] = Counter()
-    for (proto, sport, unreplied), count in t[T_SPORT].items():
-        if proto == b"udp" and unreplied:
-            udp_sport[_port(sport)] += count
-    profile.udp_unreplied_by_sport = rank(udp_sport, 3)
 
     syn_src: Counter[bytes] = Counter()
     udp_src: Counter[bytes] = Counter()
@@ -292,7 +289,6 @@ def check_table(
 
     if big and profile.udp_unreplied >= th.flood_share * n:
         dport_text = _top_text(profile.udp_unreplied_by_dport, profile.udp_unreplied)
-        sport_text = _top_text(profile.udp_unreplied_by_sport, profile.udp_unreplied)
         port = profile.udp_unreplied_by_dport[0][0] if profile.udp_unreplied_by_dport else None
         findings.append(
             Finding(
@@ -300,8 +296,8 @@ def check_table(
                 Severity.WARN,
                 "UDP flood signature: many unanswered UDP flows",
                 f"{profile.udp_unreplied:,} unreplied UDP entries "
-                f"({_pct(profile.udp_unreplied, n)}); to ports: {dport_text}; from ports: "
-                f"{sport_text}; sources: {_top_text(profile.udp_unreplied_by_src, n)}",
+                f"({_pct(profile.udp_unreplied, n)}); to ports: {dport_text}; "
+                f"sources: {_top_text(profile.udp_unreplied_by_src, n)}",
                 "one-shot UDP (DNS, NTP) is never ASSURED and is evictable, but a flood of it "
                 "still churns the table; a busy resolver or server port usually needs no "
                 "tracking at all",

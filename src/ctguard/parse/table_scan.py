@@ -44,6 +44,9 @@ class ScanSpec:
     columns: tuple[str, ...]
     tallies: tuple[tuple[str, ...], ...]
     key_cap: int = DEFAULT_KEY_CAP
+    # tallies whose keys matter more than their counts (distinct pairs): pruned
+    # by their first column, keeping the groups with the most keys
+    distinct_tallies: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         for tally in self.tallies:
@@ -83,9 +86,14 @@ class Tally:
     max_error: int = 0  # a kept key's count may be low by at most this much
     pruned_entries: int = 0
 
+    by_first: bool = False
+
     def prune(self, cap: int) -> None:
         """Keep about half of ``cap`` keys: the most frequent ones."""
         if len(self.counts) <= cap:
+            return
+        if self.by_first:
+            self._prune_by_first(cap)
             return
         keep = cap // 2
         ranked = self.counts.most_common()
@@ -95,6 +103,21 @@ class Tally:
         self.pruned_entries += dropped
         self.max_error += threshold
         self.counts = survivors
+
+    def _prune_by_first(self, cap: int) -> None:
+        groups: Counter[Any] = Counter(key[0] for key in self.counts)
+        kept: set[Any] = set()
+        size = 0
+        for first, keys in groups.most_common():
+            if size + keys > cap // 2 and kept:
+                break
+            kept.add(first)
+            size += keys
+        dropped = {k: v for k, v in self.counts.items() if k[0] not in kept}
+        self.pruned_entries += sum(dropped.values())
+        self.max_error = max(self.max_error, 1)
+        for key in dropped:
+            del self.counts[key]
 
     def merge(self, other: Tally, cap: int) -> None:
         self.counts.update(other.counts)
@@ -123,7 +146,8 @@ class ScanResult:
         self.blank += other.blank
         self.declared += other.declared
         for key, tally in other.tallies.items():
-            self.tallies.setdefault(key, Tally()).merge(tally, self.spec.key_cap)
+            mine = self.tallies.setdefault(key, Tally(by_first=tally.by_first))
+            mine.merge(tally, self.spec.key_cap)
 
 
 class TableScanner:
@@ -132,7 +156,9 @@ class TableScanner:
     def __init__(self, spec: ScanSpec) -> None:
         self.spec = spec
         self.pattern = build_scan_pattern(spec.columns)
-        self.result = ScanResult(spec, tallies={t: Tally() for t in spec.tallies})
+        self.result = ScanResult(
+            spec, tallies={t: Tally(by_first=t in spec.distinct_tallies) for t in spec.tallies}
+        )
         index = {name: i for i, name in enumerate(spec.columns)}
         self._getters: list[tuple[Tally, Any]] = []
         for tally_columns in spec.tallies:
