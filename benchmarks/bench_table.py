@@ -73,7 +73,7 @@ def _tree_rss_kib(root: int) -> int:
 
 def run_once(name: str, argv: list[str], shell: bool = False) -> Timing:
     start = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv / our own pipeline string
+    proc = subprocess.Popen(
         argv if not shell else ["bash", "-c", argv[0]],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
