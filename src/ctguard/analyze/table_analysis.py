@@ -17,18 +17,13 @@ from ctguard.advise.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
 from ctguard.analyze.table_keys import canonical_address, subnet_of
 from ctguard.analyze.table_top import rank
 from ctguard.model.findings import Finding, Severity
+from ctguard.parse.conntrack_table import COLUMNS as SCAN_COLUMNS
 from ctguard.parse.table_scan import ScanResult, ScanSpec
 
-COLUMNS = (
-    "proto",
-    "timeout",
-    "state",
-    "src",
-    "dst",
-    "dport",
-    "unreplied",
-    "nat",
-    "status",
+# every column but the high-cardinality ones (sport, the reply tuple) and
+# those a table analysis does not use (mark, zone)
+COLUMNS = tuple(
+    c for c in SCAN_COLUMNS if c not in ("sport", "reply_src", "reply_dst", "mark", "zone")
 )
 T_DST = ("dst",)
 T_SRC_CLASS = ("proto", "state", "src", "unreplied")
