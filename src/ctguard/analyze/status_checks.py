@@ -229,7 +229,7 @@ def check_timeouts(
                 "timeouts are in SECONDS; a value meant as minutes or hours is a common mistake",
             )
         )
-    established = next((t for t in snapshot.timeouts if t.key == "tcp_timeout_established"), None)
+    established = snapshot.timeout("tcp_timeout_established")
     if (
         established is not None
         and established.seconds >= 432000

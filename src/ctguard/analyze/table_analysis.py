@@ -260,8 +260,7 @@ def check_table(
                     f"{src}: {count:,} of {n:,} entries; next: {_top_text(profile.by_src[1:], n)}",
                     "a single address filling the table is a flood, a misbehaving client or a "
                     "NAT'd crowd; raising nf_conntrack_max only postpones the overflow",
-                    f"ctguard block {src} --ttl 1h   # after checking who it is: "
-                    f"ctguard top{args} --src {src} --by dport,state",
+                    f"ctguard top{args} --src {src} --by dport,state   # what it opens",
                 )
             )
 
@@ -296,7 +295,7 @@ def check_table(
                 "one-shot UDP (DNS, NTP) is never ASSURED and is evictable, but a flood of it "
                 "still churns the table; a busy resolver or server port usually needs no "
                 "tracking at all",
-                f"ctguard notrack --port {port} --proto udp"
+                f"ctguard top{args} --proto udp --unreplied --dport {port} --by src"
                 if port
                 else f"ctguard top{args} --proto udp --unreplied --by src,dport",
             )
@@ -313,7 +312,7 @@ def check_table(
                     f"{scanner} reaches {port_count:,} distinct destination ports; next: "
                     + ", ".join(f"{s} {p:,} ports" for s, p in profile.ports_per_src[1:3]),
                     "a scanner creates an entry per probed port; block it before conntrack",
-                    f"ctguard block {scanner} --ttl 1h",
+                    f"ctguard top{args} --src {scanner} --by dport -n 20",
                 )
             )
 
@@ -330,7 +329,7 @@ def check_table(
                 "that is not the mirror of the original (SNAT/masquerade or DNAT)",
                 "each client flow through this host costs an entry here; size the table for "
                 "clients x flows per client, not for this host's own services",
-                "ctguard advise",
+                "ctguard status   # max, memory per entry, this kernel's default for this RAM",
             )
         )
 
@@ -375,7 +374,7 @@ def _check_established(profile: TableProfile, th: TableThresholds, args: str) ->
             "peers that vanished without FIN/RST leave ESTABLISHED entries for the full "
             "timeout (5 days by default); they are ASSURED, so a full table drops packets "
             "instead of evicting them; a timeout above the applications' keepalive frees them",
-            "ctguard advise   # established timeout from what this table holds",
+            f"ctguard top{args} --state ESTABLISHED --assured --by dst,dport   # whose peers",
         )
     ]
 
@@ -401,7 +400,7 @@ def _check_closing(profile: TableProfile, th: TableThresholds, args: str) -> lis
                 "closing connections hold entries for net.netfilter."
                 f"{sysctl} seconds; many short connections (or an application not closing "
                 "its sockets, for CLOSE_WAIT) pile them up; a lower timeout frees them sooner",
-                f"ctguard advise   # then: ctguard top{args} --state {state} --by dst,dport",
+                f"ctguard top{args} --state {state} --by dst,dport",
             )
         )
     return findings

@@ -193,27 +193,30 @@ def _in_nets(address: str, nets: Sequence[Network]) -> bool:
     )
 
 
+def split_list(values: Sequence[str]) -> list[str]:
+    """Repeated options holding comma-separated lists -> their items."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 def parse_networks(values: Sequence[str], option: str) -> tuple[Network, ...]:
     nets: list[Network] = []
-    for value in values:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            try:
-                nets.append(ipaddress.ip_network(part, strict=False))
-            except ValueError as err:
-                raise UsageError(
-                    f"{option}: {part!r} is not an address or CIDR",
-                    hint="e.g. 10.0.0.0/8 or 2001:db8::/32",
-                ) from err
+    for part in split_list(values):
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as err:
+            raise UsageError(
+                f"{option}: {part!r} is not an address or CIDR",
+                hint="e.g. 10.0.0.0/8 or 2001:db8::/32",
+            ) from err
     return tuple(nets)
 
 
 def parse_ports(values: Sequence[str], option: str) -> frozenset[int]:
     ports: set[int] = set()
-    for value in values:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            if not part.isdigit() or not 0 <= int(part) <= 65535:
-                raise UsageError(f"{option}: {part!r} is not a port (0-65535)")
-            ports.add(int(part))
+    for part in split_list(values):
+        if not part.isdigit() or not 0 <= int(part) <= 65535:
+            raise UsageError(f"{option}: {part!r} is not a port (0-65535)")
+        ports.add(int(part))
     return frozenset(ports)
 
 

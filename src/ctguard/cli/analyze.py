@@ -35,10 +35,8 @@ def established_timeout_of(args: argparse.Namespace, source: TableSource) -> int
     root = open_root(args.root)
     with entered_netns(source.netns):
         snapshot = read_snapshot(root, source.netns, use_netlink=False)
-    for setting in snapshot.timeouts:
-        if setting.key == "tcp_timeout_established":
-            return setting.seconds
-    return None
+    established = snapshot.timeout("tcp_timeout_established")
+    return established.seconds if established else None
 
 
 def source_args(args: argparse.Namespace) -> str:

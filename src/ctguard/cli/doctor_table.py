@@ -47,10 +47,8 @@ def table_section(root: KernelRoot, snapshot: Snapshot, is_root: bool) -> TableS
         scan = scan_table(source, ANALYZE_SPEC, sample_bytes=sample_bytes)
     except CtguardError as err:
         return TableSection(note=f"table content not read: {err.what}")
-    timeout = next(
-        (t.seconds for t in snapshot.timeouts if t.key == "tcp_timeout_established"), None
-    )
-    profile = build_profile(source.label, scan, timeout)
+    established = snapshot.timeout("tcp_timeout_established")
+    profile = build_profile(source.label, scan, established.seconds if established else None)
     note = ""
     if sample_bytes is not None:
         note = (

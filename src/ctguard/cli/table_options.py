@@ -6,7 +6,7 @@ import argparse
 import io
 from typing import Any, BinaryIO
 
-from ctguard.analyze.table_top import TableFilter, parse_networks, parse_ports
+from ctguard.analyze.table_top import TableFilter, parse_networks, parse_ports, split_list
 from ctguard.cli.common import add_read_options, open_root, resolve_netns_option
 from ctguard.cli.env import Environment
 from ctguard.errors import ParseError, UsageError
@@ -52,24 +52,22 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mark", action="append", default=[])
 
 
-def _split(values: list[str]) -> list[str]:
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
-
-
 def _numbers(values: list[str], option: str) -> frozenset[int]:
     out: set[int] = set()
-    for part in _split(values):
+    for part in split_list(values):
         try:
             out.add(int(part, 0))
         except ValueError as err:
-            raise UsageError(f"{option}: {part!r} is not a number") from err
+            raise UsageError(
+                f"{option}: {part!r} is not a number", hint="decimal, or hex as 0x..."
+            ) from err
     return frozenset(out)
 
 
 def table_filter_from(args: argparse.Namespace) -> TableFilter:
     return TableFilter(
-        protos=frozenset(p.lower() for p in _split(args.proto)),
-        states=frozenset(s.upper() for s in _split(args.state)),
+        protos=frozenset(p.lower() for p in split_list(args.proto)),
+        states=frozenset(s.upper() for s in split_list(args.state)),
         src_nets=parse_networks(args.src, "--src"),
         dst_nets=parse_networks(args.dst, "--dst"),
         ports=parse_ports(args.port, "--port"),

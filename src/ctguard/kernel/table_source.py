@@ -20,6 +20,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +41,7 @@ LIVE_READ_BYTES = 1 << 20
 MAX_LINE_BYTES = 64 << 10
 PARALLEL_MIN_BYTES = 32 << 20
 MAX_WORKERS = 4
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,10 @@ def _open_raw(source: TableSource, stack: ExitStack) -> IO[bytes]:
     if source.kind == "stdin":
         return source.stream or sys.stdin.buffer
     if source.kind == "live-tool":
+        errors = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
         with entered_netns(source.netns):
-            proc = subprocess.Popen(source.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        stack.callback(proc.wait)
-        stack.callback(proc.kill)
+            proc = subprocess.Popen(source.argv, stdout=subprocess.PIPE, stderr=errors)
+        stack.callback(_check_tool, proc, errors, source.label)
         assert proc.stdout is not None
         return proc.stdout
     assert source.path is not None
@@ -130,11 +132,30 @@ def _open_raw(source: TableSource, stack: ExitStack) -> IO[bytes]:
     return raw
 
 
+def _check_tool(proc: subprocess.Popen[bytes], errors: IO[bytes], label: str) -> None:
+    """After reading: the tool's own failure (not root, no module) is an error, not 0 entries."""
+    if proc.poll() is None:  # stopped early (an exception): do not wait for the rest
+        proc.kill()
+    if proc.wait() in (0, -9):
+        return
+    errors.seek(0)
+    lines = [
+        line
+        for line in errors.read().decode("utf-8", "replace").splitlines()
+        if "flow entries have been shown" not in line and line.strip()
+    ]
+    raise AccessDenied(
+        f"`conntrack -L` failed: {lines[0] if lines else f'exit status {proc.returncode}'}",
+        where=label,
+        hint="run as root (ctnetlink needs CAP_NET_ADMIN) with nf_conntrack_netlink loadable",
+    )
+
+
 def open_table_stream(source: TableSource, stack: ExitStack) -> IO[bytes]:
     """The dump as a byte stream; gzip is recognised by its magic number."""
     raw = _open_raw(source, stack)
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
     return buffered
 
@@ -259,7 +280,7 @@ def _is_plain_regular_file(path: Path) -> bool:
         if not path.is_file() or path.stat().st_size == 0:
             return False
         with open(path, "rb") as handle:
-            return handle.read(2) != b"\x1f\x8b"
+            return handle.read(2) != GZIP_MAGIC
     except OSError:
         return False
 
@@ -294,7 +315,9 @@ def scan_table(
             return TableScanner(spec).feed_all(chunks)
         except (gzip.BadGzipFile, EOFError, OSError) as err:
             raise ParseError(
-                f"cannot read the dump: {err}", where=source.label, hint="check the file"
+                f"cannot read the table: {err}",
+                where=source.label,
+                hint="a file: check it is complete (gzip: not truncated); the live table: retry",
             ) from err
 
 

@@ -74,3 +74,7 @@ class Snapshot:
     module_params: dict[str, str] = field(default_factory=dict)
     module_users: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def timeout(self, key: str) -> TimeoutSetting | None:
+        """The timeout setting named ``key`` (e.g. ``tcp_timeout_established``), if read."""
+        return next((t for t in self.timeouts if t.key == key), None)

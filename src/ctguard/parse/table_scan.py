@@ -5,7 +5,7 @@ A chunk is many complete lines of a dump, starting with ``\\n`` (see
 columns the query needs; ``Counter`` aggregates them.  Nothing is kept per
 entry, so memory depends on the number of distinct keys, which is capped:
 past ``key_cap`` keys a tally drops its rarest keys and says by how much its
-counts may be low (``TallyResult.max_error``).  Heavy hitters, which are
+counts may be low (``Tally.max_error``).  Heavy hitters, which are
 what a "top" answers, always survive.
 
 Chunks that fail the cheap whole-chunk checks are read line by line with the
@@ -85,23 +85,25 @@ class Tally:
     counts: Counter[Any] = field(default_factory=Counter)
     max_error: int = 0  # a kept key's count may be low by at most this much
     pruned_entries: int = 0
-
-    by_first: bool = False
+    by_first: bool = False  # see ScanSpec.distinct_tallies
 
     def prune(self, cap: int) -> None:
-        """Keep about half of ``cap`` keys: the most frequent ones."""
+        """Keep half of ``cap`` keys, the most frequent ones.
+
+        A key dropped now and seen again later restarts from zero, so a kept
+        count may be low by at most the sum of the largest count each prune
+        dropped (``max_error``).
+        """
         if len(self.counts) <= cap:
             return
         if self.by_first:
             self._prune_by_first(cap)
             return
-        keep = cap // 2
         ranked = self.counts.most_common()
-        threshold = ranked[keep][1]
-        survivors = Counter({k: v for k, v in ranked if v > threshold})
-        dropped = sum(self.counts.values()) - sum(survivors.values())
-        self.pruned_entries += dropped
-        self.max_error += threshold
+        keep = cap // 2
+        survivors = Counter(dict(ranked[:keep]))
+        self.pruned_entries += sum(count for _, count in ranked[keep:])
+        self.max_error += ranked[keep][1]
         self.counts = survivors
 
     def _prune_by_first(self, cap: int) -> None:
