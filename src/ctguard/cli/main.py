@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from ctguard import __version__
 from ctguard.cli.env import Environment, ExitStatus
+from ctguard.effects.executor import ChangeFailed, Terminated
 from ctguard.errors import AccessDenied, CtguardError, UsageError
 
 # command name -> module under ctguard.cli; each module has add_parser() and run().
@@ -24,6 +25,9 @@ COMMANDS = {
     "logs": "logs",
     "top": "top",
     "analyze": "analyze",
+    "advise": "advise",
+    "apply": "apply",
+    "rollback": "rollback",
 }
 
 
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
     except UsageError as err:
         env.stderr.write(f"ctguard: error: {err.message}\n")
         return ExitStatus.USAGE
+    except ChangeFailed as err:
+        env.stderr.write(f"ctguard: {err.message}\n")
+        return ExitStatus.CHANGE_FAILED
+    except Terminated as err:
+        env.stderr.write(f"ctguard: stopped by {err}; the change was rolled back\n")
+        return ExitStatus.INTERRUPTED
     except AccessDenied as err:
         env.stderr.write(f"ctguard: {err.message}\n")
         return ExitStatus.UNKNOWN

@@ -1,0 +1,1 @@
+"""The only package that changes the system: sysctls, files, rulesets, entries."""

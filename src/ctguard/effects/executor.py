@@ -1,0 +1,155 @@
+"""The one executor: record originals, apply, verify, roll back on any failure.
+
+The same function runs every plan (sysctls, module parameters, files), so
+"dry run" is simply not calling it, and every change is undoable the same
+way: write back what the journal recorded.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+
+from ctguard.effects.journal import ChangeSet, Journal, Step
+from ctguard.effects.slots import (
+    System,
+    normalized,
+    read_slot,
+    slot_label,
+    wanted_value,
+    write_slot,
+)
+from ctguard.errors import CtguardError
+from ctguard.plan.actions import Plan
+
+
+class ChangeFailed(CtguardError):
+    """A change was attempted and rolled back (exit status 4)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP arrived mid-change: unwind through the rollback."""
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into an exception while values are being changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class RestoreReport:
+    change: ChangeSet
+    restored: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)  # changed by someone else since
+    errors: list[str] = field(default_factory=list)
+
+
+def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
+    """Run ``plan``; on any failure put every original back and raise ChangeFailed."""
+    # Read everything first: a slot that cannot be read fails before any write.
+    steps = [Step(action, read_slot(system, action)) for action in plan.actions]
+    change = journal.create(plan.title, steps)
+    try:
+        with signals_unwind():
+            for step in steps:
+                wanted = wanted_value(step.action)
+                if normalized(step.original) != normalized(wanted):
+                    write_slot(system, step.action, wanted)
+            problems = verify_steps(system, steps)
+            if problems:
+                raise ChangeFailed(
+                    "the kernel did not keep the new values: " + "; ".join(problems),
+                    hint="every value was put back; the kernel may round or clamp it, "
+                    "see `ctguard advise` for values it accepts",
+                )
+    except BaseException as err:
+        report = _restore(system, change)
+        journal.save(change, "failed")
+        if report.errors:
+            undo = "; could NOT restore: " + "; ".join(report.errors)
+        else:
+            undo = "; every original value was restored"
+        if isinstance(err, ChangeFailed):
+            raise ChangeFailed(err.what + undo, where=err.where, hint=err.hint) from err
+        if isinstance(err, CtguardError):
+            raise ChangeFailed(
+                f"change failed: {err.what}{undo}", where=err.where, hint=err.hint
+            ) from err
+        if isinstance(err, Terminated | KeyboardInterrupt):
+            raise
+        raise ChangeFailed(f"change failed: {type(err).__name__}: {err}{undo}") from err
+    journal.save(change, "applied")
+    return change
+
+
+def verify_steps(system: System, steps: list[Step]) -> list[str]:
+    problems = []
+    for step in steps:
+        wanted = wanted_value(step.action)
+        now = read_slot(system, step.action)
+        if normalized(now) != normalized(wanted):
+            problems.append(f"{slot_label(step.action)} is {normalized(now)!r}, wanted {wanted!r}")
+    return problems
+
+
+def rollback_change(change: ChangeSet, journal: Journal, system: System) -> RestoreReport:
+    """Put back the originals of an applied change set (runtime values and files)."""
+    journal.save(change, "rolling-back")
+    with signals_unwind():
+        report = _restore(system, change, detect_drift=True)
+    journal.save(change, "rolled-back" if not report.errors else "rollback-failed")
+    return report
+
+
+def recover_interrupted(journal: Journal, system: System) -> list[RestoreReport]:
+    """Finish what a crashed run left: restore originals of interrupted change sets."""
+    reports = []
+    for change in journal.interrupted():
+        report = _restore(system, change)
+        journal.save(change, "recovered" if not report.errors else "rollback-failed")
+        reports.append(report)
+    return reports
+
+
+def _restore(system: System, change: ChangeSet, *, detect_drift: bool = False) -> RestoreReport:
+    report = RestoreReport(change)
+    for step in reversed(change.steps):
+        label = slot_label(step.action)
+        try:
+            now = read_slot(system, step.action)
+            if normalized(now) == normalized(step.original):
+                continue
+            if detect_drift and normalized(now) != normalized(wanted_value(step.action)):
+                report.drifted.append(f"{label} was changed since (now {normalized(now)!r})")
+            write_slot(system, step.action, step.original)
+            if normalized(read_slot(system, step.action)) != normalized(step.original):
+                report.errors.append(f"{label} did not keep {normalized(step.original)!r}")
+                continue
+            report.restored.append(f"{label} = {_show(step.original)}")
+        except CtguardError as err:
+            report.errors.append(f"{label}: {err.what}")
+    return report
+
+
+def _show(value: str | None) -> str:
+    if value is None:
+        return "(removed)"
+    text = normalized(value) or ""
+    return text if len(text) <= 60 else f"(previous content, {len(value)} bytes)"

@@ -1,0 +1,149 @@
+"""Read and write the one value each action changes (a sysctl, a parameter, a file).
+
+Every action has a *slot* holding text.  The executor reads the slot before
+changing it (the original, kept in the journal), writes the wanted value,
+reads it back to verify, and writes the original back to undo.  ``None``
+means "absent" and only exists for files (undo = delete).
+
+OS errors are translated here, once, into ctguard errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctguard.errors import AccessDenied, CtguardError, SourceMissing
+from ctguard.kernel.netns import entered_netns
+from ctguard.model.snapshot import NetnsRef
+from ctguard.plan.actions import Action, SetModuleParam, SetSysctl, WriteFile
+
+
+@dataclass(frozen=True)
+class System:
+    """Where runtime values live: the host's /proc and /sys (a tree in tests)."""
+
+    proc: Path = Path("/proc")
+    sys: Path = Path("/sys")
+
+
+def normalized(value: str | None) -> str | None:
+    """Kernel values compare by whitespace-separated words (sysctls end in a newline)."""
+    return None if value is None else " ".join(value.split())
+
+
+def wanted_value(action: Action) -> str:
+    return action.content if isinstance(action, WriteFile) else action.value
+
+
+def slot_label(action: Action) -> str:
+    if isinstance(action, SetSysctl):
+        return action.name + (f" in {action.netns.label}" if action.netns else "")
+    if isinstance(action, SetModuleParam):
+        return f"/sys/{action.sys_rel}"
+    return action.path
+
+
+def read_slot(system: System, action: Action) -> str | None:
+    if isinstance(action, WriteFile):
+        try:
+            return Path(action.path).read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _os_error(err, "read", action) from err
+    path = _kernel_path(system, action)
+    try:
+        with entered_netns(_netns(action)):
+            return path.read_text()
+    except FileNotFoundError as err:
+        raise SourceMissing(
+            f"{slot_label(action)} does not exist",
+            where=str(path),
+            hint="is nf_conntrack loaded (modprobe nf_conntrack)? legacy kernels use the "
+            "net.ipv4.netfilter.ip_conntrack_* names",
+        ) from err
+    except OSError as err:
+        raise _os_error(err, "read", action) from err
+
+
+def write_slot(system: System, action: Action, value: str | None) -> None:
+    if isinstance(action, WriteFile):
+        _write_file(action, value)
+        return
+    if value is None:
+        raise CtguardError(f"cannot remove {slot_label(action)}: it is not a file")
+    path = _kernel_path(system, action)
+    try:
+        with entered_netns(_netns(action)), open(path, "w") as handle:
+            handle.write(value)
+    except OSError as err:
+        raise _os_error(err, "write", action) from err
+
+
+def _netns(action: Action) -> NetnsRef | None:
+    return action.netns if isinstance(action, SetSysctl) else None
+
+
+def _kernel_path(system: System, action: SetSysctl | SetModuleParam) -> Path:
+    if isinstance(action, SetSysctl):
+        return system.proc / action.proc_rel
+    return system.sys / action.sys_rel
+
+
+def _write_file(action: WriteFile, value: str | None) -> None:
+    path = Path(action.path)
+    try:
+        if value is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, action.mode)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise _os_error(err, "write", action) from err
+
+
+def _os_error(err: OSError, verb: str, action: Action) -> CtguardError:
+    label = slot_label(action)
+    where = getattr(err, "filename", None) or label
+    if err.errno == errno.EROFS:
+        return AccessDenied(
+            f"cannot {verb} {label}: the file system is read-only",
+            where=str(where),
+            hint="in a container /proc/sys is usually mounted read-only: change this on the "
+            "host (or give the container its own writable net.* sysctls)",
+        )
+    if err.errno in (errno.EACCES, errno.EPERM):
+        hint = "run as root (sudo)"
+        if isinstance(action, SetSysctl) and action.netns is not None:
+            hint = (
+                "nf_conntrack_max, _buckets and _expect_max are global and read-only inside a "
+                "network namespace: set them from the host's namespace (without --netns)"
+            )
+        return AccessDenied(f"permission denied to {verb} {label}", where=str(where), hint=hint)
+    if err.errno == errno.EOPNOTSUPP:
+        return AccessDenied(
+            f"the kernel refuses to {verb} {label} here",
+            where=str(where),
+            hint="the hash size can only be changed from the host's (init) network namespace",
+        )
+    if err.errno == errno.EINVAL:
+        return CtguardError(
+            f"the kernel rejected the value for {label}",
+            where=str(where),
+            hint="check the value's range; see `ctguard advise` for sensible ones",
+        )
+    return CtguardError(f"cannot {verb} {label}: {err.strerror}", where=str(where))

@@ -1,0 +1,1 @@
+"""Changes as values: every change ctguard can make is described here first."""

@@ -1,0 +1,267 @@
+"""Plan conntrack setting changes: runtime values and the files that survive reboot.
+
+Runtime: sysctls (dotted names, legacy ``net.ipv4.netfilter.ip_conntrack_*``
+on legacy kernels) and the hash size through the module parameter, which
+resizes the hash without touching max (FACTS.md §1).
+
+Persistent (host namespace only), three files because of boot order
+(FACTS.md §7): ``sysctl.d`` holds the values, ``modules-load.d`` loads the
+module before systemd-sysctl applies them (otherwise: "unknown key"), and
+``modprobe.d`` passes ``hashsize=`` at load (the only way to size the hash
+at boot).  Each file is ctguard's own: values from earlier applies are kept
+and only the keys being changed are replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctguard.advise.sizing import MAX_ENTRIES_LIMIT, round_up_to_page
+from ctguard.advise.timeouts import MAX_TIMEOUT_SECONDS
+from ctguard.errors import UsageError
+from ctguard.model.snapshot import NetnsRef, Snapshot
+from ctguard.plan.actions import Action, Plan, SetModuleParam, SetSysctl, WriteFile
+
+SYSCTL_FILE = "sysctl.d/95-ctguard-conntrack.conf"
+MODPROBE_FILE = "modprobe.d/ctguard-conntrack.conf"
+MODULES_LOAD_FILE = "modules-load.d/ctguard-conntrack.conf"
+HEADER = "# Written by `ctguard apply`; undo with `ctguard rollback`.\n"
+_SYSCTL_LINE = re.compile(r"^\s*([\w.\-/]+)\s*=\s*(\S.*?)\s*$")
+_OPTION_LINE = re.compile(r"^\s*options\s+(\S+)\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class SettingTargets:
+    """What to set: global sizing and per-netns timeouts (seconds, by short key)."""
+
+    max: int | None = None
+    buckets: int | None = None
+    timeouts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.max is None and self.buckets is None and not self.timeouts
+
+
+@dataclass(frozen=True)
+class Naming:
+    module: str
+    prefix: str  # dotted prefix of every conntrack sysctl
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> Naming:
+        if snapshot.legacy:
+            return cls("ip_conntrack", "net.ipv4.netfilter.ip_conntrack_")
+        return cls("nf_conntrack", "net.netfilter.nf_conntrack_")
+
+    def sysctl(self, key: str) -> str:
+        return self.prefix + key
+
+
+def validate_targets(
+    snapshot: Snapshot, targets: SettingTargets, netns: NetnsRef | None, *, force: bool
+) -> list[str]:
+    """Raise UsageError for impossible values; return warnings for risky ones."""
+    warnings: list[str] = []
+    if netns is not None and (targets.max is not None or targets.buckets is not None):
+        raise UsageError(
+            "nf_conntrack_max and the hash size are global: they cannot be set for one "
+            "network namespace (read-only there since ~5.13)",
+            hint="run without --netns to size the table for the whole host; --netns applies "
+            "to the per-namespace timeouts",
+        )
+    if targets.max is not None:
+        if not 1 <= targets.max <= MAX_ENTRIES_LIMIT:
+            raise UsageError(f"--max {targets.max} is out of range (1 .. {MAX_ENTRIES_LIMIT:,})")
+        count = snapshot.count or 0
+        if targets.max < count:
+            if not force:
+                raise UsageError(
+                    f"--max {targets.max:,} is below the {count:,} entries in the table now",
+                    hint="new connections would be dropped at once; pick a larger value, or "
+                    "add --force if that is really what you want",
+                )
+            warnings.append(
+                f"max {targets.max:,} is below the current count {count:,}: new flows will be "
+                "dropped until entries expire (--force)"
+            )
+    if targets.buckets is not None and not 1 <= targets.buckets <= MAX_ENTRIES_LIMIT:
+        raise UsageError(f"--buckets {targets.buckets} is out of range")
+    known = {t.key: t for t in snapshot.timeouts}
+    for key, seconds in targets.timeouts.items():
+        if key not in known:
+            raise UsageError(
+                f"unknown timeout {key!r}",
+                hint="known here: " + ", ".join(sorted(known)),
+            )
+        if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+            raise UsageError(
+                f"timeout {key}={seconds} is out of range (1 .. {MAX_TIMEOUT_SECONDS} seconds)"
+            )
+    return warnings
+
+
+def plan_settings(
+    snapshot: Snapshot,
+    targets: SettingTargets,
+    *,
+    netns: NetnsRef | None,
+    etc_dir: Path,
+    persist: bool = True,
+    force: bool = False,
+    title: str = "conntrack settings",
+) -> Plan:
+    warnings = validate_targets(snapshot, targets, netns, force=force)
+    naming = Naming.of(snapshot)
+    actions: list[Action] = []
+    unchanged: list[str] = []
+    notes: list[str] = []
+
+    def runtime(action: SetSysctl | SetModuleParam, current: int | None) -> None:
+        if current is not None and str(current) == action.value:
+            unchanged.append(f"{action.describe()} (already)")
+        else:
+            actions.append(action)
+
+    buckets = targets.buckets
+    if buckets is not None:
+        rounded = round_up_to_page(buckets)
+        if rounded != buckets:
+            notes.append(
+                f"buckets {buckets:,} rounded up to {rounded:,}: the kernel allocates the hash "
+                "in whole pages (512 buckets each) and would do the same"
+            )
+        buckets = rounded
+        runtime(
+            SetModuleParam(naming.module, "hashsize", str(buckets), "resize the hash"),
+            snapshot.buckets,
+        )
+    if targets.max is not None:
+        runtime(
+            SetSysctl(naming.sysctl("max"), str(targets.max), None, "table size"),
+            snapshot.max,
+        )
+    for key, seconds in sorted(targets.timeouts.items()):
+        setting = snapshot.timeout(key)
+        name = setting.sysctl if setting else naming.sysctl(key)
+        runtime(
+            SetSysctl(name, str(seconds), netns, "timeout"), setting.seconds if setting else None
+        )
+
+    if persist and netns is None:
+        actions.extend(_persistent_files(etc_dir, naming, targets, buckets, unchanged=unchanged))
+    elif netns is not None:
+        notes.append(
+            f"runtime only: {netns.label}'s sysctls are set by whoever creates it (container "
+            "runtime, CNI, systemd unit); make the change there to keep it"
+        )
+    else:
+        notes.append("runtime only (--runtime-only): the values are lost at reboot")
+    return Plan(title, tuple(actions), tuple(warnings), tuple(notes), tuple(unchanged))
+
+
+def _persistent_files(
+    etc_dir: Path,
+    naming: Naming,
+    targets: SettingTargets,
+    buckets: int | None,
+    *,
+    unchanged: list[str],
+) -> list[WriteFile]:
+    files: list[WriteFile] = []
+    values = {}
+    if targets.max is not None:
+        values[naming.sysctl("max")] = str(targets.max)
+    for key, seconds in sorted(targets.timeouts.items()):
+        values[naming.sysctl(key)] = str(seconds)
+    if values:
+        path = etc_dir / SYSCTL_FILE
+        merged = {**read_own_sysctl_file(path), **values}
+        content = HEADER + "".join(f"{key} = {value}\n" for key, value in sorted(merged.items()))
+        files.append(WriteFile(str(path), content, why="values applied at boot by systemd-sysctl"))
+        files.append(
+            WriteFile(
+                str(etc_dir / MODULES_LOAD_FILE),
+                HEADER + f"# load {naming.module} before systemd-sysctl applies {SYSCTL_FILE}\n"
+                f"{naming.module}\n",
+                why="module loaded early, so the sysctls above exist when they are applied",
+            )
+        )
+    if buckets is not None:
+        path = etc_dir / MODPROBE_FILE
+        options = {**read_own_module_options(path, naming.module), "hashsize": str(buckets)}
+        line = " ".join(f"{key}={value}" for key, value in sorted(options.items()))
+        files.append(
+            WriteFile(
+                str(path),
+                HEADER + f"options {naming.module} {line}\n",
+                why="hash size at module load (the hash cannot be sized by sysctl at boot)",
+            )
+        )
+    result = []
+    for item in files:
+        try:
+            current = Path(item.path).read_text()
+        except OSError:
+            current = None
+        if current == item.content:
+            unchanged.append(f"{item.path} (already up to date)")
+        else:
+            result.append(item)
+    return result
+
+
+def read_own_sysctl_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        if line.lstrip().startswith(("#", ";")):
+            continue
+        match = _SYSCTL_LINE.match(line)
+        if match:
+            values[match.group(1).replace("/", ".")] = match.group(2)
+    return values
+
+
+def read_own_module_options(path: Path, module: str) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    options = {}
+    for line in text.splitlines():
+        match = _OPTION_LINE.match(line)
+        if match and match.group(1) == module:
+            for word in match.group(2).split():
+                key, _, value = word.partition("=")
+                options[key] = value
+    return options
+
+
+def parse_timeout_assignments(items: list[str]) -> dict[str, int]:
+    """``--timeout tcp_timeout_established=86400`` (short key, or the full sysctl name)."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        for prefix in ("net.netfilter.nf_conntrack_", "net.ipv4.netfilter.ip_conntrack_"):
+            key = key.removeprefix(prefix)
+        if not sep or not key:
+            raise UsageError(
+                f"--timeout {item!r}: expected KEY=SECONDS",
+                hint="e.g. --timeout tcp_timeout_established=86400",
+            )
+        try:
+            seconds = int(value)
+        except ValueError as err:
+            raise UsageError(
+                f"--timeout {item!r}: {value!r} is not a whole number of seconds",
+                hint="timeouts are in seconds: 3 hours is 10800",
+            ) from err
+        result[key] = seconds
+    return result
