@@ -24,10 +24,17 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-def run_cli(*argv: str, euid: int = 0, stdin: str = "") -> CliResult:
+def run_cli(
+    *argv: str, euid: int = 0, stdin: str = "", environ: dict[str, str] | None = None
+) -> CliResult:
     out, err = io.StringIO(), io.StringIO()
     env = Environment(
-        stdout=out, stderr=err, stdin=io.StringIO(stdin), stdout_isatty=False, euid=euid, environ={}
+        stdout=out,
+        stderr=err,
+        stdin=io.StringIO(stdin),
+        stdout_isatty=False,
+        euid=euid,
+        environ=dict(environ or {}),
     )
     status = main(list(argv), env)
     return CliResult(status, out.getvalue(), err.getvalue())

@@ -111,19 +111,21 @@ def plan_sizing(inputs: SizingInputs) -> SizingAdvice:
         basis = f"the table was full at {inputs.max:,} ({', '.join(evidence)})"
     why.append(f"observed peak: {peak:,} - {basis}")
 
-    needed = round_up_to_page(int(peak * inputs.headroom))
+    ratio, convention = hash_convention(inputs.kernel, inputs.legacy)
+    step = BUCKETS_PER_PAGE * ratio  # entries per page of buckets at this convention
+    needed = -(-int(peak * inputs.headroom) // step) * step
     why.append(
         f"demand: peak x headroom {inputs.headroom:g} = {int(peak * inputs.headroom):,}, "
-        f"rounded up to a whole hash page ({BUCKETS_PER_PAGE} buckets) = {needed:,}"
+        f"rounded up to whole hash pages ({BUCKETS_PER_PAGE} buckets = {step:,} entries at "
+        f"{ratio}:1) = {needed:,}"
     )
-    ratio, convention = hash_convention(inputs.kernel, inputs.legacy)
     bytes_per_slot = per_entry + HASH_BYTES_PER_BUCKET / ratio
 
     budget_bytes = budget_max = None
     if inputs.mem_total:
         budget_bytes = int(inputs.mem_total * inputs.ram_share)
-        budget_max = max(BUCKETS_PER_PAGE, int(budget_bytes / bytes_per_slot))
-        budget_max -= budget_max % BUCKETS_PER_PAGE
+        budget_max = int(budget_bytes / bytes_per_slot)
+        budget_max = max(step, budget_max - budget_max % step)
         why.append(
             f"memory budget: {inputs.ram_share:.1%} of MemTotal {mib(inputs.mem_total)} = "
             f"{mib(budget_bytes)}; one entry costs {per_entry} B ({inputs.entry_size_basis}) "
