@@ -329,7 +329,7 @@ def check_table(
                 "that is not the mirror of the original (SNAT/masquerade or DNAT)",
                 "each client flow through this host costs an entry here; size the table for "
                 "clients x flows per client, not for this host's own services",
-                "ctguard status   # max, memory per entry, this kernel's default for this RAM",
+                _advise_or(args, "ctguard status   # max, memory per entry, default for this RAM"),
             )
         )
 
@@ -348,6 +348,15 @@ def check_table(
         )
     )
     return findings
+
+
+def _advise_or(args: str, investigate: str) -> str:
+    """`ctguard advise` for a live table (it reads that host); the investigation otherwise."""
+    words = args.split()
+    live = not words or (len(words) == 2 and words[0] in ("--netns", "--root"))
+    if not live:
+        return investigate
+    return f"ctguard advise{args}   # timeouts and sizing for this table; or: {investigate}"
 
 
 def _check_established(profile: TableProfile, th: TableThresholds, args: str) -> list[Finding]:
@@ -374,7 +383,7 @@ def _check_established(profile: TableProfile, th: TableThresholds, args: str) ->
             "peers that vanished without FIN/RST leave ESTABLISHED entries for the full "
             "timeout (5 days by default); they are ASSURED, so a full table drops packets "
             "instead of evicting them; a timeout above the applications' keepalive frees them",
-            f"ctguard top{args} --state ESTABLISHED --assured --by dst,dport   # whose peers",
+            _advise_or(args, f"ctguard top{args} --state ESTABLISHED --assured --by dst,dport"),
         )
     ]
 
@@ -400,7 +409,7 @@ def _check_closing(profile: TableProfile, th: TableThresholds, args: str) -> lis
                 "closing connections hold entries for net.netfilter."
                 f"{sysctl} seconds; many short connections (or an application not closing "
                 "its sockets, for CLOSE_WAIT) pile them up; a lower timeout frees them sooner",
-                f"ctguard top{args} --state {state} --by dst,dport",
+                _advise_or(args, f"ctguard top{args} --state {state} --by dst,dport"),
             )
         )
     return findings
