@@ -34,6 +34,12 @@ def top_sources_command(snapshot: Snapshot) -> str:
     return f"ctguard analyze{target}   # or: ctguard top{target} --by src"
 
 
+def advise_command(snapshot: Snapshot, purpose: str) -> str:
+    """`ctguard advise` for the same host/namespace, with what to look for."""
+    target = f" --netns {snapshot.netns.path}" if snapshot.netns else ""
+    return f"ctguard advise{target}   # {purpose}"
+
+
 def check_availability(snapshot: Snapshot) -> list[Finding]:
     if not snapshot.module_loaded:
         return [
@@ -158,7 +164,7 @@ def check_pressure(
                 f"chaintoolong = {counters['chaintoolong']:,}",
                 "the kernel refused inserts because a hash bucket chain was too long: too few "
                 "buckets for the number of entries",
-                "cat /proc/sys/net/netfilter/nf_conntrack_buckets",
+                advise_command(snapshot, "buckets sized for max"),
             )
         )
     return findings
@@ -175,7 +181,7 @@ def check_sizing(snapshot: Snapshot, metrics: TableMetrics) -> list[Finding]:
                 f"average chain at max = {metrics.avg_chain_at_max:.1f} entries "
                 f"(max:buckets {metrics.ratio_meaning})",
                 "every packet walks its bucket's chain; at max the kernel default keeps it at 2",
-                "raise nf_conntrack_buckets together with nf_conntrack_max",
+                advise_command(snapshot, "buckets consistent with max; then ctguard apply"),
             )
         )
     memory = metrics.memory
@@ -191,7 +197,7 @@ def check_sizing(snapshot: Snapshot, metrics: TableMetrics) -> list[Finding]:
                 f"RAM (~{memory.bytes_per_entry} B per entry, unswappable)",
                 "conntrack memory is kernel memory: a flood that fills a huge table competes "
                 "with everything else for RAM",
-                "cat /proc/sys/net/netfilter/nf_conntrack_max",
+                advise_command(snapshot, "a max that fits a memory budget (--ram-share)"),
             )
         )
     default = running_era_default(snapshot, metrics)
@@ -245,7 +251,7 @@ def check_timeouts(
                 f"({humanize_seconds(established.seconds)})",
                 "a peer that vanishes without FIN/RST leaves an ASSURED entry that is never "
                 "evicted for 5 days; on a full table these orphans are often the bulk",
-                "conntrack -L -p tcp --state ESTABLISHED | wc -l",
+                advise_command(snapshot, "how many are idle, and the timeout to set"),
             )
         )
     return findings
