@@ -173,3 +173,16 @@ def test_actions_round_trip_through_their_journal_form() -> None:
         WriteFile("/etc/x.conf", "a = 1\n", 0o600, "why"),
     ):
         assert action_from_dict(action.to_dict()) == action
+
+
+def test_a_later_sysctl_file_setting_the_same_key_is_warned_about(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "sysctl.d").mkdir(parents=True)
+    (etc / "sysctl.conf").write_text("net.netfilter.nf_conntrack_max=65536\n")
+    (etc / "sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
+    (etc / "sysctl.d/10-early.conf").write_text("net.netfilter.nf_conntrack_max = 1\n")
+    plan = plan_settings(
+        snap(root_k618_sample, tmp_path), SettingTargets(max=400000), netns=None, etc_dir=etc
+    )
+    conflicts = [w for w in plan.warnings if "wins over 400000" in w]
+    assert len(conflicts) == 1 and "65536" in conflicts[0]

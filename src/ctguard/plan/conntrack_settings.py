@@ -151,7 +151,11 @@ def plan_settings(
         )
 
     if persist and netns is None:
-        actions.extend(_persistent_files(etc_dir, naming, targets, buckets, unchanged=unchanged))
+        actions.extend(
+            _persistent_files(
+                etc_dir, naming, targets, buckets, unchanged=unchanged, warnings=warnings
+            )
+        )
     elif netns is not None:
         notes.append(
             f"runtime only: {netns.label}'s sysctls are set by whoever creates it (container "
@@ -169,6 +173,7 @@ def _persistent_files(
     buckets: int | None,
     *,
     unchanged: list[str],
+    warnings: list[str],
 ) -> list[WriteFile]:
     files: list[WriteFile] = []
     values = {}
@@ -178,6 +183,7 @@ def _persistent_files(
         values[naming.sysctl(key)] = str(seconds)
     if values:
         path = etc_dir / SYSCTL_FILE
+        warnings.extend(sysctl_conflicts(etc_dir, values))
         merged = {**read_own_sysctl_file(path), **values}
         content = HEADER + "".join(f"{key} = {value}\n" for key, value in sorted(merged.items()))
         files.append(WriteFile(str(path), content, why="values applied at boot by systemd-sysctl"))
@@ -211,6 +217,35 @@ def _persistent_files(
         else:
             result.append(item)
     return result
+
+
+def sysctl_conflicts(etc_dir: Path, values: dict[str, str]) -> list[str]:
+    """Other files setting the same keys that are applied after ctguard's (and so win).
+
+    systemd-sysctl and `sysctl --system` read every *.conf of the sysctl.d
+    directories in file-name order, the last value winning; /etc/sysctl.conf
+    comes last (Debian links it as 99-sysctl.conf).
+    """
+    own = Path(SYSCTL_FILE).name
+    candidates: list[tuple[str, Path]] = []
+    for directory in (etc_dir / "sysctl.d", Path("/run/sysctl.d"), Path("/usr/lib/sysctl.d")):
+        if directory.is_dir() and (directory.parent == etc_dir or etc_dir == Path("/etc")):
+            candidates += [(p.name, p) for p in directory.glob("*.conf") if p.name > own]
+    candidates.append(("~sysctl.conf", etc_dir / "sysctl.conf"))
+    warnings = []
+    seen: set[Path] = set()
+    for _, path in sorted(candidates):
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        for key, value in read_own_sysctl_file(path).items():
+            if key in values and value != values[key]:
+                warnings.append(
+                    f"{path} sets {key} = {value} and is applied after ctguard's file, so at "
+                    f"boot it wins over {values[key]}: remove that line"
+                )
+    return warnings
 
 
 def read_own_sysctl_file(path: Path) -> dict[str, str]:
