@@ -28,6 +28,11 @@ COMMANDS = {
     "advise": "advise",
     "apply": "apply",
     "rollback": "rollback",
+    "notrack": "notrack",
+    "block": "block",
+    "unblock": "unblock",
+    "blocked": "blocked",
+    "trace": "trace",
 }
 
 

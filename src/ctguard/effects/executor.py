@@ -19,12 +19,15 @@ from ctguard.effects.slots import (
     System,
     normalized,
     read_slot,
+    reversible,
+    same_value,
     slot_label,
+    verify_slot,
     wanted_value,
     write_slot,
 )
 from ctguard.errors import CtguardError
-from ctguard.plan.actions import Plan
+from ctguard.plan.actions import LoadNftables, Plan
 
 
 class ChangeFailed(CtguardError):
@@ -100,13 +103,7 @@ def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
 
 
 def verify_steps(system: System, steps: list[Step]) -> list[str]:
-    problems = []
-    for step in steps:
-        wanted = wanted_value(step.action)
-        now = read_slot(system, step.action)
-        if normalized(now) != normalized(wanted):
-            problems.append(f"{slot_label(step.action)} is {normalized(now)!r}, wanted {wanted!r}")
-    return problems
+    return [problem for step in steps if (problem := verify_slot(system, step.action))]
 
 
 def rollback_change(change: ChangeSet, journal: Journal, system: System) -> RestoreReport:
@@ -131,16 +128,22 @@ def recover_interrupted(journal: Journal, system: System) -> list[RestoreReport]
 def _restore(system: System, change: ChangeSet, *, detect_drift: bool = False) -> RestoreReport:
     report = RestoreReport(change)
     for step in reversed(change.steps):
+        if not reversible(step.action):
+            continue
         label = slot_label(step.action)
         try:
             now = read_slot(system, step.action)
-            if normalized(now) == normalized(step.original):
+            if same_value(step.action, now, step.original):
                 continue
-            if detect_drift and normalized(now) != normalized(wanted_value(step.action)):
-                report.drifted.append(f"{label} was changed since (now {normalized(now)!r})")
+            if (
+                detect_drift
+                and not isinstance(step.action, LoadNftables)
+                and not same_value(step.action, now, wanted_value(step.action))
+            ):
+                report.drifted.append(f"{label} was changed since (now {_show(now)})")
             write_slot(system, step.action, step.original)
-            if normalized(read_slot(system, step.action)) != normalized(step.original):
-                report.errors.append(f"{label} did not keep {normalized(step.original)!r}")
+            if not same_value(step.action, read_slot(system, step.action), step.original):
+                report.errors.append(f"{label} did not keep {_show(step.original)}")
                 continue
             report.restored.append(f"{label} = {_show(step.original)}")
         except CtguardError as err:
@@ -152,4 +155,4 @@ def _show(value: str | None) -> str:
     if value is None:
         return "(removed)"
     text = normalized(value) or ""
-    return text if len(text) <= 60 else f"(previous content, {len(value)} bytes)"
+    return repr(text) if len(text) <= 60 else f"(content of {len(value)} bytes)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,14 @@ from pathlib import Path
 from ctguard.errors import AccessDenied, CtguardError, SourceMissing
 from ctguard.kernel.netns import entered_netns
 from ctguard.model.snapshot import NetnsRef
-from ctguard.plan.actions import Action, SetModuleParam, SetSysctl, WriteFile
+from ctguard.plan.actions import (
+    Action,
+    DeleteEntries,
+    LoadNftables,
+    SetModuleParam,
+    SetSysctl,
+    WriteFile,
+)
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,56 @@ def normalized(value: str | None) -> str | None:
     return None if value is None else " ".join(value.split())
 
 
+_NFT_VOLATILE = re.compile(
+    r"\s(?:expires|timeout) \S+?(?=[\s,}])|(?<=counter) packets \d+ bytes \d+"
+)
+
+
+def same_value(action: Action, first: str | None, second: str | None) -> bool:
+    """Whether two slot values are the same setting.
+
+    nftables listings carry counters and the time left of set elements, which
+    change by themselves; they are not part of the ruleset's meaning.
+    """
+    if isinstance(action, LoadNftables) and first is not None and second is not None:
+        first, second = _NFT_VOLATILE.sub("", first), _NFT_VOLATILE.sub("", second)
+    return normalized(first) == normalized(second)
+
+
 def wanted_value(action: Action) -> str:
-    return action.content if isinstance(action, WriteFile) else action.value
+    if isinstance(action, WriteFile):
+        return action.content
+    if isinstance(action, LoadNftables):
+        return action.script
+    if isinstance(action, DeleteEntries):
+        return ""
+    return action.value
+
+
+def reversible(action: Action) -> bool:
+    return not isinstance(action, DeleteEntries)
+
+
+def verify_slot(system: System, action: Action) -> str | None:
+    """None when the slot holds what the action wanted; otherwise the problem."""
+    if isinstance(action, DeleteEntries):
+        return None  # new entries may legitimately appear; deletion itself was checked
+    now = read_slot(system, action)
+    if isinstance(action, LoadNftables):
+        if action.removes:
+            return None if now is None else f"table {action.table} still exists"
+        return f"table {action.table} is missing after loading" if now is None else None
+    if normalized(now) != normalized(wanted_value(action)):
+        return f"{slot_label(action)} is {normalized(now)!r}, wanted {wanted_value(action)!r}"
+    return None
 
 
 def slot_label(action: Action) -> str:
+    if isinstance(action, LoadNftables | DeleteEntries):
+        suffix = f" in {action.netns.label}" if action.netns else ""
+        if isinstance(action, LoadNftables):
+            return f"nftables table {action.table}{suffix}"
+        return f"conntrack entries of {' '.join(action.networks)}{suffix}"
     if isinstance(action, SetSysctl):
         return action.name + (f" in {action.netns.label}" if action.netns else "")
     if isinstance(action, SetModuleParam):
@@ -48,6 +101,12 @@ def slot_label(action: Action) -> str:
 
 
 def read_slot(system: System, action: Action) -> str | None:
+    if isinstance(action, LoadNftables):
+        from ctguard.effects.commands import nft_list_table
+
+        return nft_list_table(action.table, action.netns)
+    if isinstance(action, DeleteEntries):
+        return None
     if isinstance(action, WriteFile):
         try:
             return Path(action.path).read_text()
@@ -71,6 +130,17 @@ def read_slot(system: System, action: Action) -> str | None:
 
 
 def write_slot(system: System, action: Action, value: str | None) -> None:
+    if isinstance(action, LoadNftables):
+        from ctguard.effects.commands import nft_replace_table
+
+        nft_replace_table(action.table, value, action.netns)
+        return
+    if isinstance(action, DeleteEntries):
+        from ctguard.effects.commands import delete_entries
+
+        for network in action.networks:
+            delete_entries(network, action.netns)
+        return
     if isinstance(action, WriteFile):
         _write_file(action, value)
         return
@@ -84,7 +154,7 @@ def write_slot(system: System, action: Action, value: str | None) -> None:
         raise _os_error(err, "write", action) from err
 
 
-def _netns(action: Action) -> NetnsRef | None:
+def _netns(action: SetSysctl | SetModuleParam) -> NetnsRef | None:
     return action.netns if isinstance(action, SetSysctl) else None
 
 

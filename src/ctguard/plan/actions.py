@@ -92,7 +92,55 @@ class WriteFile:
         }
 
 
-Action = SetSysctl | SetModuleParam | WriteFile
+@dataclass(frozen=True)
+class LoadNftables:
+    """Replace nftables table ``table`` (e.g. ``inet ctguard``) with ``script`` atomically."""
+
+    table: str
+    script: str
+    netns: NetnsRef | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        verb = "delete" if self.removes else "load"
+        return f"nft -f - ({verb} table {self.table}){_netns_suffix(self.netns)}"
+
+    @property
+    def removes(self) -> bool:
+        return "{" not in self.script
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "nftables",
+            "table": self.table,
+            "script": self.script,
+            "netns": _netns_dict(self.netns),
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class DeleteEntries:
+    """Delete the conntrack entries whose original source is in ``networks`` (one-way)."""
+
+    networks: tuple[str, ...]
+    netns: NetnsRef | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        nets = " ".join(self.networks)
+        return f"conntrack -D -s NET for {nets} (cannot be undone){_netns_suffix(self.netns)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "delete-entries",
+            "networks": list(self.networks),
+            "netns": _netns_dict(self.netns),
+            "why": self.why,
+        }
+
+
+Action = SetSysctl | SetModuleParam | WriteFile | LoadNftables | DeleteEntries
 
 
 def _netns_dict(netns: NetnsRef | None) -> dict[str, Any] | None:
@@ -104,11 +152,13 @@ def _netns_dict(netns: NetnsRef | None) -> dict[str, Any] | None:
 def action_from_dict(data: dict[str, Any]) -> Action:
     """Rebuild an action from its journal form (``to_dict``)."""
     kind = data.get("kind")
+    ns = data.get("netns")
+    netns = NetnsRef(int(ns["inode"]), str(ns["path"]), tuple(ns.get("names", ()))) if ns else None
+    if kind == "nftables":
+        return LoadNftables(str(data["table"]), str(data["script"]), netns, str(data["why"]))
+    if kind == "delete-entries":
+        return DeleteEntries(tuple(data["networks"]), netns, str(data.get("why", "")))
     if kind == "sysctl":
-        ns = data.get("netns")
-        netns = (
-            NetnsRef(int(ns["inode"]), str(ns["path"]), tuple(ns.get("names", ()))) if ns else None
-        )
         return SetSysctl(str(data["name"]), str(data["value"]), netns, str(data.get("why", "")))
     if kind == "module-param":
         return SetModuleParam(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.effects.executor import RestoreReport
-from ctguard.plan.actions import Plan, WriteFile
+from ctguard.plan.actions import LoadNftables, Plan, WriteFile
 
 
 def render_plan(console: Any, plan: Plan, *, applied: bool = False) -> None:
@@ -19,8 +19,9 @@ def render_plan(console: Any, plan: Plan, *, applied: bool = False) -> None:
     for number, action in enumerate(plan.actions, 1):
         why = f"   # {action.why}" if action.why else ""
         console.print(Text(f"  {number}. {action.describe()}{why}"))
-        if isinstance(action, WriteFile):
-            for line in action.content.splitlines():
+        if isinstance(action, WriteFile | LoadNftables):
+            text = action.content if isinstance(action, WriteFile) else action.script
+            for line in text.expandtabs(4).splitlines():
                 console.print(Text(f"       | {line}", style="dim"))
     for item in plan.unchanged:
         console.print(Text(f"  unchanged: {item}", style="dim"))

@@ -1,0 +1,64 @@
+"""`ctguard block ADDR|CIDR ...`: drop before conntrack, expire by itself, free the table."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.cli.firewall_common import add_firewall_options, parse_duration, run_firewall_plan
+from ctguard.plan.actions import Plan
+from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall
+from ctguard.rules.model import Block
+from ctguard.rules.safety import check_block_targets, parse_targets, protected_networks
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "block",
+        help="drop sources at raw priority (before conntrack), with expiry; delete their entries",
+        description="Block addresses or networks in ctguard's own nftables table at priority "
+        "raw, before conntrack allocates an entry, through a set whose elements expire; then "
+        "delete their existing conntrack entries. Never blocks loopback, this host's "
+        "addresses, its default gateway, the SSH client or the allowlist "
+        "(/etc/ctguard/allowlist). Blocks are runtime state: they do not survive a reboot.",
+    )
+    parser.add_argument("targets", nargs="+", metavar="ADDR|CIDR", help="what to block")
+    parser.add_argument(
+        "--ttl", default="1h", help="how long (90s, 10m, 1h, 2d; 'never' = until unblocked)"
+    )
+    parser.add_argument("--reason", default="", help="kept with the block, shown by `blocked`")
+    parser.add_argument(
+        "--force", action="store_true", help="allow ranges wider than /8 (IPv4) or /32 (IPv6)"
+    )
+    parser.add_argument(
+        "--keep-entries", action="store_true", help="do not delete their existing entries"
+    )
+    add_firewall_options(parser)
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    ttl = parse_duration(args.ttl, "--ttl")
+    networks = parse_targets(args.targets)
+
+    def build(target: FirewallTarget, now: float) -> Plan:
+        check_block_targets(
+            networks, protected_networks(target.netns, env.environ), force=args.force
+        )
+        state = load_firewall_state(target).live(now)
+        wanted = {str(n) for n in networks}
+        kept = tuple(b for b in state.blocks if b.network not in wanted)
+        added = tuple(
+            Block(str(n), now, None if ttl is None else now + ttl, args.reason) for n in networks
+        )
+        return plan_firewall(
+            target,
+            replace(state, blocks=kept + added),
+            now,
+            title=f"block {', '.join(sorted(wanted))} in {target.label}",
+            delete_sources=() if args.keep_entries else tuple(sorted(wanted)),
+            notes=("blocks are runtime state: they are gone after a reboot",),
+        )
+
+    return run_firewall_plan(args, env, "block", build)

@@ -1,0 +1,62 @@
+"""`ctguard blocked`: what ctguard blocks, time left, reason, and whether it is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ctguard.advise.kernel_defaults import humanize_seconds
+from ctguard.cli.common import make_console, write_json
+from ctguard.cli.env import Environment, ExitStatus
+from ctguard.cli.firewall_common import firewall_target
+from ctguard.errors import CtguardError
+from ctguard.plan.firewall import load_firewall_state
+from ctguard.rules.backends.nft import TABLE
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("blocked", help="list ctguard's blocks with time left and reason")
+    parser.add_argument("--netns", metavar="NS", help="that network namespace's blocks")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    target = firewall_target(args, env)
+    now = time.time()
+    state = load_firewall_state(target).live(now)
+    loaded: bool | None = None
+    if state.blocks and env.is_root:
+        from ctguard.effects.commands import nft_list_table
+
+        try:
+            loaded = nft_list_table(TABLE, target.netns) is not None
+        except CtguardError:
+            loaded = None
+    rows = [
+        {
+            "network": b.network,
+            "seconds_left": b.seconds_left(now),
+            "reason": b.reason,
+            "added": b.added,
+        }
+        for b in sorted(state.blocks, key=lambda b: b.added)
+    ]
+    if args.json:
+        write_json(env, {"netns": target.label, "loaded": loaded, "blocks": rows})
+        return ExitStatus.OK
+    console = make_console(env)
+    if not rows:
+        console.print(f"nothing blocked by ctguard in {target.label}")
+        return ExitStatus.OK
+    for row in rows:
+        left = row["seconds_left"]
+        when = "until unblocked" if left is None else f"{humanize_seconds(int(left))} left"
+        reason = f"  {row['reason']}" if row["reason"] else ""
+        console.print(f"{row['network']:<40} {when:<16}{reason}")
+    if loaded is False:
+        console.print(
+            f"warning: table {TABLE} is not loaded (a reboot, or removed by hand): these blocks "
+            "are not in force; `ctguard block` any of them again to reload all"
+        )
+    return ExitStatus.OK

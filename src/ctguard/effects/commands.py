@@ -1,0 +1,94 @@
+"""Run firewall and conntrack tools (argv lists, scripts on stdin, never a shell).
+
+Inside a network namespace the calling thread enters it first; the child
+process inherits the thread's namespace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from ctguard.errors import CtguardError, SourceMissing
+from ctguard.kernel.netns import entered_netns
+from ctguard.model.snapshot import NetnsRef
+
+TOOL_PACKAGES = {
+    "nft": "nftables",
+    "conntrack": "conntrack",
+    "iptables-restore": "iptables",
+    "ip6tables-restore": "iptables",
+    "iptables-save": "iptables",
+    "ipset": "ipset",
+    "ip": "iproute2",
+}
+TIMEOUT = 30.0
+
+
+def run_tool(
+    argv: list[str], netns: NetnsRef | None = None, *, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool; the caller decides what a non-zero exit means."""
+    if shutil.which(argv[0]) is None:
+        package = TOOL_PACKAGES.get(argv[0], argv[0])
+        raise SourceMissing(
+            f"`{argv[0]}` is not installed",
+            hint=f"install it: apt-get install {package}",
+        )
+    try:
+        with entered_netns(netns):
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+    except subprocess.TimeoutExpired as err:
+        raise CtguardError(f"`{' '.join(argv)}` did not finish within {TIMEOUT:.0f} s") from err
+
+
+def checked(argv: list[str], netns: NetnsRef | None = None, *, stdin: str | None = None) -> str:
+    done = run_tool(argv, netns, stdin=stdin)
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise CtguardError(
+            f"`{' '.join(argv)}` failed: " + (" | ".join(message[:6]) or f"exit {done.returncode}"),
+            hint="the script is shown by the dry run (without --yes)",
+        )
+    return done.stdout
+
+
+def nft_list_table(table: str, netns: NetnsRef | None) -> str | None:
+    """The table's listing, or None when it does not exist."""
+    done = run_tool(["nft", "list", "table", *table.split()], netns)
+    if done.returncode != 0:
+        if "No such file or directory" in done.stderr:
+            return None
+        raise CtguardError(f"cannot list nftables table {table}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def nft_replace_table(table: str, body: str | None, netns: NetnsRef | None) -> None:
+    """Make ``table`` exactly ``body`` (a listing or ctguard script), or remove it (None)."""
+    prefix = f"table {table}\ndelete table {table}\n"
+    checked(["nft", "-f", "-"], netns, stdin=prefix + (body or ""))
+
+
+def nft_check(script: str, netns: NetnsRef | None = None) -> None:
+    """`nft --check`: parse and validate against the kernel without committing."""
+    checked(["nft", "--check", "-f", "-"], netns, stdin=script)
+
+
+def delete_entries(network: str, netns: NetnsRef | None) -> int:
+    """Delete entries whose original source is in ``network``; how many went."""
+    family = ["-f", "ipv6"] if ":" in network else []
+    done = run_tool(["conntrack", "-D", *family, "-s", network], netns)
+    text = done.stderr + done.stdout
+    for line in text.splitlines():
+        if "flow entries have been deleted" in line:
+            return int(line.split(":")[-1].split()[0])
+    if done.returncode != 0:
+        raise CtguardError(f"conntrack -D -s {network} failed: {text.strip()}")
+    return 0

@@ -1,0 +1,1 @@
+"""Firewall rules as data: ctguard's whole desired state, rendered per backend."""

@@ -1,0 +1,1 @@
+"""Pure renderers: a FirewallState in, one atomically loadable script out."""

@@ -1,0 +1,126 @@
+"""Firewall rules as data: golden nftables scripts, state round trip, safety checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from ctguard.cli.firewall_common import parse_duration
+from ctguard.errors import UsageError
+from ctguard.rules.backends.nft import render_nft
+from ctguard.rules.model import Block, FirewallState, NotrackRule, Trace
+from ctguard.rules.safety import Protected, check_block_targets, parse_targets
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "firewall"
+NOW = 1_800_000_000.0
+
+STATES = {
+    "empty": FirewallState(),
+    "notrack-web": FirewallState(notrack=(NotrackRule("tcp", (80, 443)),)),
+    "notrack-dns-iface-peer": FirewallState(
+        notrack=(
+            NotrackRule("udp", (53,), "eth0", "192.0.2.0/24"),
+            NotrackRule("any", (123,), None, "2001:db8::/32"),
+        )
+    ),
+    "block-mixed": FirewallState(
+        blocks=(
+            Block("203.0.113.7/32", NOW - 10, NOW + 3600, 'syn "flood"'),
+            Block("198.51.100.0/24", NOW - 10, None, ""),
+            Block("2001:db8:dead::/48", NOW - 10, NOW + 600, "scan"),
+            Block("192.0.2.1/32", NOW - 100, NOW - 1, "expired: not rendered"),
+        )
+    ),
+    "trace": FirewallState(trace=Trace(NOW + 600, "10.0.0.0/8", 53, "udp", 5)),
+    "everything": FirewallState(
+        notrack=(NotrackRule("tcp", (8080,)),),
+        blocks=(Block("203.0.113.9/32", NOW, NOW + 60, "x"),),
+        trace=Trace(NOW + 60),
+    ),
+}
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("CTGUARD_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize("name", sorted(STATES))
+def test_nft_scripts_match_golden_files(name: str) -> None:
+    golden(f"{name}.nft", render_nft(STATES[name], NOW))
+
+
+def test_empty_state_deletes_the_table_and_nothing_else() -> None:
+    assert render_nft(FirewallState(), NOW) == "table inet ctguard\ndelete table inet ctguard\n"
+    expired = FirewallState(trace=Trace(NOW - 1))
+    assert render_nft(expired, NOW) == render_nft(FirewallState(), NOW)
+
+
+def test_blocks_drop_at_raw_priority_and_notrack_in_raw_chains() -> None:
+    script = render_nft(STATES["everything"], NOW)
+    prerouting = script.split("chain prerouting {")[1].split("}")[0]
+    assert "priority raw" in prerouting and "@block4 counter drop" in prerouting
+    assert "th dport 8080 notrack" in prerouting and "th sport 8080 notrack" in prerouting
+    trace = script.split("chain trace {")[1]
+    assert "priority mangle" in trace and "ct state new" in trace  # after conntrack
+
+
+def test_state_round_trips_through_json() -> None:
+    for state in STATES.values():
+        assert FirewallState.from_dict(state.to_dict()) == state
+
+
+def test_live_drops_expired_blocks_and_trace() -> None:
+    live = STATES["block-mixed"].live(NOW)
+    assert [b.network for b in live.blocks] == [
+        "203.0.113.7/32",
+        "198.51.100.0/24",
+        "2001:db8:dead::/48",
+    ]
+
+
+PROTECTED = [
+    Protected(ipaddress.ip_network("127.0.0.0/8"), "loopback"),
+    Protected(ipaddress.ip_network("10.77.0.2/32"), "an address of eth0"),
+    Protected(ipaddress.ip_network("10.77.0.1/32"), "the default gateway"),
+    Protected(ipaddress.ip_network("192.0.2.50/32"), "the SSH client of this session"),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.77.0.1", "default gateway"),
+        ("10.77.0.0/24", "eth0"),
+        ("10.77.0.2", "eth0"),
+        ("192.0.2.0/24", "SSH client"),
+    ],
+)
+def test_protected_addresses_are_never_blocked(target: str, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        check_block_targets(parse_targets([target]), PROTECTED, force=True)
+
+
+def test_wide_ranges_need_force() -> None:
+    with pytest.raises(UsageError, match="wider than /8"):
+        check_block_targets(parse_targets(["100.0.0.0/7"]), PROTECTED, force=False)
+    with pytest.raises(UsageError, match="wider than /32"):
+        check_block_targets(parse_targets(["2001:db8::/31"]), PROTECTED, force=False)
+    check_block_targets(parse_targets(["100.0.0.0/7"]), PROTECTED, force=True)
+    check_block_targets(parse_targets(["203.0.113.7,2001:db8::1"]), PROTECTED, force=False)
+
+
+def test_bad_targets_and_durations_are_clear_errors() -> None:
+    with pytest.raises(UsageError, match="not an IP address"):
+        parse_targets(["example.com"])
+    assert parse_duration("90s", "--ttl") == 90
+    assert parse_duration("2d", "--ttl") == 172800
+    assert parse_duration("never", "--ttl") is None
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_duration("1 hour", "--ttl")
