@@ -1,0 +1,171 @@
+"""Firewall actions on the real kernel, inside lab namespaces only.
+
+A server namespace is linked to two client namespaces; ctguard acts in the
+server's namespace through the CLI (journal and state in a temp dir) and the
+kernel's own table (`conntrack -L`) says what happened.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ctguard.cli.env import ExitStatus
+from ctguard.lab.traffic import TcpServer, open_tcp_connections, wait_until
+from tests.conftest import run_cli
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "firewall"
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CTGUARD_STATE_DIR": str(tmp_path / "state"),
+        "CTGUARD_ETC_DIR": str(tmp_path / "etc"),
+        "CTGUARD_ALLOWLIST": str(tmp_path / "allowlist"),
+    }
+
+
+def entries(ns, *args: str) -> list[str]:
+    out = ns.exec(["conntrack", "-L", *args], check=False)
+    return [line for line in out.splitlines() if "src=" in line]
+
+
+@pytest.fixture
+def topology(lab):
+    """server <-> client_a (10.81.0.0/24), server <-> client_b (10.82.0.0/24)."""
+    server = lab.add_namespace("srv")
+    client_a = lab.add_namespace("ca")
+    client_b = lab.add_namespace("cb")
+    a_addr, server_a = lab.link(client_a, server, subnet=81)
+    b_addr, server_b = lab.link(client_b, server, subnet=82)
+    server.enable_conntrack()
+    return server, (client_a, a_addr, server_a), (client_b, b_addr, server_b)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.nft")))
+def test_golden_scripts_pass_nft_check(lab, name: str) -> None:
+    ns = lab.add_namespace("chk")
+    script = (GOLDEN / f"{name}.nft").read_text()
+    # --check runs the whole transaction against the kernel without committing it.
+    ns.exec(["nft", "--check", "-f", "-"], input_text=script)
+    assert "ctguard" not in ns.exec(["nft", "list", "ruleset"])  # nothing was committed
+
+
+def test_notrack_port_creates_no_entries_while_others_do(topology, tmp_path: Path) -> None:
+    server, (client, _, server_addr), _ = topology
+    env = env_for(tmp_path)
+    result = run_cli(
+        "notrack", "--port", "8080", "--proto", "tcp", "--netns", server.name, "--yes", environ=env
+    )
+    assert result.status == ExitStatus.OK, result.stderr
+    with TcpServer(server, server_addr, 8080), TcpServer(server, server_addr, 8081):
+        exempt = open_tcp_connections(client, server_addr, 8080, 3)
+        tracked = open_tcp_connections(client, server_addr, 8081, 3)
+        try:
+            assert len(exempt) == 3 and len(tracked) == 3  # both ports still work
+            assert wait_until(lambda: len(entries(server, "-p", "tcp", "--dport", "8081")) == 3)
+            assert entries(server, "-p", "tcp", "--dport", "8080") == []
+        finally:
+            for sock in exempt + tracked:
+                sock.close()
+    listed = run_cli("notrack", "--list", "--netns", server.name, "--json", environ=env)
+    assert listed.json()["notrack"] == [
+        {"proto": "tcp", "ports": [8080], "iface": None, "src": None}
+    ]
+    removed = run_cli(
+        "notrack",
+        "--port",
+        "8080",
+        "--proto",
+        "tcp",
+        "--remove",
+        "--netns",
+        server.name,
+        "--yes",
+        environ=env,
+    )
+    assert removed.status == ExitStatus.OK, removed.stderr
+    assert "ctguard" not in server.exec(["nft", "-s", "list", "ruleset"])
+
+
+def test_block_drops_before_conntrack_deletes_entries_and_expires(topology, tmp_path: Path) -> None:
+    server, (client_a, a_addr, server_a), (client_b, _, server_b) = topology
+    env = env_for(tmp_path)
+    ruleset_before = server.exec(["nft", "-s", "list", "ruleset"])
+    with TcpServer(server, "0.0.0.0", 8090):
+        held = open_tcp_connections(client_a, server_a, 8090, 5)
+        assert len(held) == 5
+        assert wait_until(lambda: len(entries(server, "-s", a_addr)) == 5)
+        result = run_cli(
+            "block",
+            a_addr,
+            "--ttl",
+            "4s",
+            "--reason",
+            "lab flood",
+            "--netns",
+            server.name,
+            "--yes",
+            environ=env,
+        )
+        assert result.status == ExitStatus.OK, result.stderr
+        assert entries(server, "-s", a_addr) == []  # old entries deleted
+        blocked = run_cli("blocked", "--netns", server.name, "--json", environ=env).json()
+        assert blocked["loaded"] is True
+        assert [(b["network"], b["reason"]) for b in blocked["blocks"]] == [
+            (f"{a_addr}/32", "lab flood")
+        ]
+        for sock in held:
+            sock.close()
+        assert open_tcp_connections(client_a, server_a, 8090, 1, deadline=2) == []
+        assert entries(server, "-s", a_addr) == []  # dropped at raw: no entry allocated
+        other = open_tcp_connections(client_b, server_b, 8090, 2)
+        assert len(other) == 2  # an innocent source still connects
+        for sock in other:
+            sock.close()
+        time.sleep(4.5)  # the set element expires by itself
+        again = open_tcp_connections(client_a, server_a, 8090, 1)
+        assert len(again) == 1
+        again[0].close()
+    removed = run_cli("unblock", "--all", "--netns", server.name, "--yes", environ=env)
+    assert removed.status == ExitStatus.OK, removed.stderr
+    assert server.exec(["nft", "-s", "list", "ruleset"]) == ruleset_before  # byte for byte
+
+
+def test_rollback_restores_the_previous_table_and_removes_it_at_the_end(
+    topology, tmp_path: Path
+) -> None:
+    server, (_, a_addr, _), (_, b_addr, _) = topology
+    env = env_for(tmp_path)
+    ruleset_before = server.exec(["nft", "-s", "list", "ruleset"])
+    for target in (a_addr, b_addr):
+        done = run_cli("block", target, "--netns", server.name, "--yes", environ=env)
+        assert done.status == ExitStatus.OK, done.stderr
+    assert run_cli("rollback", "--yes", environ=env).status == ExitStatus.OK
+    listing = server.exec(["nft", "list", "table", "inet", "ctguard"])
+    assert a_addr in listing and b_addr not in listing
+    assert run_cli("rollback", "--yes", environ=env).status == ExitStatus.OK
+    assert server.exec(["nft", "-s", "list", "ruleset"]) == ruleset_before
+
+
+def test_block_refuses_the_namespace_own_address(topology, tmp_path: Path) -> None:
+    server, (_, _, server_a), _ = topology
+    result = run_cli("block", server_a, "--netns", server.name, environ=env_for(tmp_path))
+    assert result.status == ExitStatus.USAGE and "an address of" in result.stderr
+    (tmp_path / "allowlist").write_text("10.82.0.0/24  # partners\n")
+    allowed = run_cli("block", "10.82.0.1", "--netns", server.name, environ=env_for(tmp_path))
+    assert allowed.status == ExitStatus.USAGE and "allowlist" in allowed.stderr
+
+
+def test_notrack_says_when_a_stateful_policy_would_drop_untracked(topology, tmp_path) -> None:
+    server, _, _ = topology
+    server.nft(
+        "table inet hostfw {\n"
+        "  chain input { type filter hook input priority 0; policy drop;\n"
+        "    ct state established,related accept\n  }\n}\n"
+    )
+    result = run_cli("notrack", "--port", "53", "--netns", server.name, environ=env_for(tmp_path))
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "nft insert rule inet hostfw input ct state untracked accept" in result.stdout
