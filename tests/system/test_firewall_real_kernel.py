@@ -169,3 +169,42 @@ def test_notrack_says_when_a_stateful_policy_would_drop_untracked(topology, tmp_
     result = run_cli("notrack", "--port", "53", "--netns", server.name, environ=env_for(tmp_path))
     assert result.status == ExitStatus.OK, result.stderr
     assert "nft insert rule inet hostfw input ct state untracked accept" in result.stdout
+
+
+def trace_matches(ns) -> int:
+    listing = ns.exec(["nft", "list", "chain", "inet", "ctguard", "trace"])
+    return int(listing.split("counter packets ")[1].split()[0])
+
+
+def test_trace_matches_new_connections_until_it_expires(topology, tmp_path: Path) -> None:
+    server, (client, _, server_addr), _ = topology
+    env = env_for(tmp_path)
+    result = run_cli(
+        "trace",
+        "--dport",
+        "8090",
+        "--proto",
+        "tcp",
+        "--ttl",
+        "3s",
+        "--netns",
+        server.name,
+        "--yes",
+        environ=env,
+    )
+    assert result.status == ExitStatus.OK, result.stderr
+    with TcpServer(server, server_addr, 8090):
+        first = open_tcp_connections(client, server_addr, 8090, 3)
+        assert len(first) == 3
+        assert trace_matches(server) == 3  # one match per new connection, not per packet
+        for sock in first:
+            sock.send(b"more packets of the same connections")
+        time.sleep(3.5)
+        later = open_tcp_connections(client, server_addr, 8090, 2)
+        assert len(later) == 2
+        assert trace_matches(server) == 3  # expired by itself: no more matches
+        for sock in first + later:
+            sock.close()
+    stopped = run_cli("trace", "--remove", "--netns", server.name, "--yes", environ=env)
+    assert stopped.status == ExitStatus.OK, stopped.stderr
+    assert "ctguard" not in server.exec(["nft", "list", "ruleset"])

@@ -42,6 +42,14 @@ def add_parser(sub: Any) -> None:
         "--follow", action="store_true", help="watch the live kernel log for new episodes"
     )
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="rank the sources of new connections logged by `ctguard trace`",
+    )
+    parser.add_argument(
+        "-n", "--limit", type=int, default=10, help="with --trace: how many rows (10)"
+    )
+    parser.add_argument(
         "--for", dest="duration", type=float, metavar="SECONDS", help="with --follow: stop after"
     )
 
@@ -105,6 +113,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         return follow(args, env)
     if args.duration is not None:
         raise UsageError("--for only applies with --follow")
+    if args.trace:
+        return run_trace(args, env)
     report, source = analyse(args, env)
     names = live_netns_names() if not args.files and not args.root else {}
     if args.json:
@@ -116,3 +126,58 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
         render_logs(make_console(env), report, source.label, names)
     return ExitStatus.WARN if report.episodes else ExitStatus.OK
+
+
+def run_trace(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    """Who opens the new connections: the LOG lines of `ctguard trace`, ranked."""
+    from ctguard.parse.trace_log import summarize_trace
+
+    now = datetime.now(UTC)
+    source = load_source(args, env, parse_time(args.since, now))
+    summary = summarize_trace(source.lines)
+    limit = max(1, args.limit)
+
+    def share(count: int) -> float:
+        return round(count / summary.lines, 6) if summary.lines else 0.0
+
+    if args.json:
+        write_json(
+            env,
+            {
+                "source": source.label,
+                "lines": summary.lines,
+                "unparsed": summary.unparsed,
+                "by_src": [
+                    {"src": k, "count": c, "share": share(c)}
+                    for k, c in summary.by_src.most_common(limit)
+                ],
+                "by_dport": [
+                    {"proto": p, "dport": d, "count": c, "share": share(c)}
+                    for (p, d), c in summary.by_dport.most_common(limit)
+                ],
+                "by_src_dport": [
+                    {"src": s, "proto": p, "dport": d, "count": c}
+                    for (s, p, d), c in summary.by_src_dport.most_common(limit)
+                ],
+            },
+        )
+        return ExitStatus.WARN if summary.lines else ExitStatus.OK
+    console = make_console(env)
+    if not summary.lines:
+        console.print(
+            f"no `ctguard trace` lines in {source.label}; start one with: "
+            "sudo ctguard trace --ttl 10m --yes"
+        )
+        return ExitStatus.OK
+    console.print(f"{summary.lines:,} new connections logged by ctguard trace ({source.label})")
+    console.print("top sources:")
+    for src, count in summary.by_src.most_common(limit):
+        console.print(f"  {count:>8,}  {share(count):6.1%}  {src}")
+    console.print("top destination ports:")
+    for (proto, dport), count in summary.by_dport.most_common(limit):
+        console.print(f"  {count:>8,}  {share(count):6.1%}  {proto} {dport if dport else '-'}")
+    top_src = summary.by_src.most_common(1)[0][0]
+    console.print(f"next: ctguard block {top_src} --ttl 1h --reason trace   # if it is abusive")
+    if summary.unparsed:
+        console.print(f"note: {summary.unparsed} trace line(s) without a flow were skipped")
+    return ExitStatus.WARN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
@@ -31,6 +32,14 @@ def add_parser(sub: Any) -> None:
     add_firewall_options(parser)
 
 
+def logs_from_namespaces() -> bool:
+    """net.netfilter.nf_log_all_netns of the host (read in this, the caller's, namespace)."""
+    try:
+        return Path("/proc/sys/net/netfilter/nf_log_all_netns").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     ttl = parse_duration(args.ttl, "--ttl")
     if ttl is None:
@@ -48,15 +57,22 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         if args.remove:
             return plan_firewall(target, replace(state, trace=None), now, title="stop tracing")
         trace = Trace(now + ttl, src, args.dport, args.proto, args.rate)
+        notes = [
+            "rank what it logs with: ctguard logs --trace   (reads dmesg or journalctl -k)",
+        ]
+        if target.netns is not None and not logs_from_namespaces():
+            notes.append(
+                "the kernel drops LOG lines from network namespaces while the host's "
+                "net.netfilter.nf_log_all_netns is 0: the rule still counts matches "
+                "(`nft list chain inet ctguard trace`), but nothing reaches the log until "
+                "the host sets it to 1"
+            )
         return plan_firewall(
             target,
             replace(state, trace=trace),
             now,
             title=f"trace new connections in {target.label} for {args.ttl}",
-            notes=(
-                "rank what it logs with: ctguard logs --trace   (needs the kernel log: "
-                "dmesg or journalctl -k)",
-            ),
+            notes=tuple(notes),
         )
 
     return run_firewall_plan(args, env, "trace", build)

@@ -91,7 +91,7 @@ def trace_rule(trace: Trace) -> str:
         parts.append(f"th dport {trace.dport}")
     burst = trace.rate_per_second * 2
     parts.append(f"limit rate {trace.rate_per_second}/second burst {burst} packets")
-    parts.append(f"log prefix {quote(TRACE_PREFIX)} level info")
+    parts.append(f"counter log prefix {quote(TRACE_PREFIX)} level info")
     return "\t\t" + " ".join(parts)
 
 
