@@ -260,7 +260,11 @@ def check_table(
                     f"{src}: {count:,} of {n:,} entries; next: {_top_text(profile.by_src[1:], n)}",
                     "a single address filling the table is a flood, a misbehaving client or a "
                     "NAT'd crowd; raising nf_conntrack_max only postpones the overflow",
-                    f"ctguard top{args} --src {src} --by dport,state   # what it opens",
+                    _act_or(
+                        args,
+                        f"ctguard block {src} --ttl 1h --reason 'holds {_pct(count, n)}'",
+                        f"ctguard top{args} --src {src} --by dport,state",
+                    ),
                 )
             )
 
@@ -295,7 +299,11 @@ def check_table(
                 "one-shot UDP (DNS, NTP) is never ASSURED and is evictable, but a flood of it "
                 "still churns the table; a busy resolver or server port usually needs no "
                 "tracking at all",
-                f"ctguard top{args} --proto udp --unreplied --dport {port} --by src"
+                _act_or(
+                    args,
+                    f"ctguard notrack --port {port} --proto udp",
+                    f"ctguard top{args} --proto udp --unreplied --dport {port} --by src",
+                )
                 if port
                 else f"ctguard top{args} --proto udp --unreplied --by src,dport",
             )
@@ -312,7 +320,11 @@ def check_table(
                     f"{scanner} reaches {port_count:,} distinct destination ports; next: "
                     + ", ".join(f"{s} {p:,} ports" for s, p in profile.ports_per_src[1:3]),
                     "a scanner creates an entry per probed port; block it before conntrack",
-                    f"ctguard top{args} --src {scanner} --by dport -n 20",
+                    _act_or(
+                        args,
+                        f"ctguard block {scanner} --ttl 1h --reason 'port scan'",
+                        f"ctguard top{args} --src {scanner} --by dport -n 20",
+                    ),
                 )
             )
 
@@ -348,6 +360,24 @@ def check_table(
         )
     )
     return findings
+
+
+def _live_target(args: str) -> str | None:
+    """`` --netns X`` / ``""`` for a live table; None for a dump file or bundle."""
+    words = args.split()
+    if not words:
+        return ""
+    if len(words) == 2 and words[0] == "--netns":
+        return args
+    return None
+
+
+def _act_or(args: str, action: str, investigate: str) -> str:
+    """The fixing command for a live table (after a look); only the look for a dump."""
+    target = _live_target(args)
+    if target is None:
+        return investigate
+    return f"{action}{target}   # after a look: {investigate}"
 
 
 def _advise_or(args: str, investigate: str) -> str:
