@@ -208,3 +208,19 @@ def test_trace_matches_new_connections_until_it_expires(topology, tmp_path: Path
     stopped = run_cli("trace", "--remove", "--netns", server.name, "--yes", environ=env)
     assert stopped.status == ExitStatus.OK, stopped.stderr
     assert "ctguard" not in server.exec(["nft", "list", "ruleset"])
+
+
+def test_audit_lists_the_rules_that_track_in_a_namespace(lab) -> None:
+    ns = lab.add_namespace("audit")
+    ns.enable_conntrack()
+    ns.exec(
+        ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/24", "-j", "MASQUERADE"]
+    )
+    data = run_cli("audit", "--netns", ns.name, "--json").json()
+    found = {(r["backend"], r["feature"]) for r in data["rules"]}
+    assert ("nftables", "ct state") in found
+    assert ("iptables", "source NAT") in found
+    assert not any(
+        r["location"].startswith("ip nat") for r in data["rules"] if r["backend"] == "nftables"
+    )  # iptables-nft's own table: counted once
+    assert data["tracking_needed"] is True

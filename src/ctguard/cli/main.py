@@ -33,6 +33,7 @@ COMMANDS = {
     "unblock": "unblock",
     "blocked": "blocked",
     "trace": "trace",
+    "audit": "audit",
 }
 
 
