@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from ctguard.cli.env import ExitStatus
-from ctguard.effects import executor, slots
 from ctguard.effects.executor import (
     ChangeFailed,
     apply_plan,
@@ -27,6 +26,7 @@ from ctguard.effects.slots import System
 from ctguard.lab.fill import fill_table, synthetic_flows
 from ctguard.plan.actions import Plan, SetModuleParam, SetSysctl
 from tests.conftest import run_cli
+from tests.crash import CRASH_STATUS, apply_then_die
 
 EST = "net.netfilter.nf_conntrack_tcp_timeout_established"
 UDP = "net.netfilter.nf_conntrack_udp_timeout"
@@ -147,26 +147,14 @@ def test_global_values_recovered_after_a_crash(
 ) -> None:
     original_max, original_hash = global_originals
     journal = Journal(tmp_path / "state")
-    pid = os.fork()
-    if pid == 0:
-        real_write = slots.write_slot
-        calls = []
-
-        def dying_write(system: System, action: object, text: str | None) -> None:
-            real_write(system, action, text)  # type: ignore[arg-type]
-            calls.append(action)
-            if len(calls) == 2:
-                os._exit(9)
-
-        monkeypatch.setattr(executor, "write_slot", dying_write)
-        try:
-            apply_plan(
-                global_plan(int(original_max) + 512, int(original_hash) + 512), journal, System()
-            )
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 9
+    status = apply_then_die(
+        global_plan(int(original_max) + 512, int(original_hash) + 512),
+        journal,
+        System(),
+        monkeypatch,
+        writes=2,
+    )
+    assert status == CRASH_STATUS
     assert MAX_PATH.read_text().strip() == str(int(original_max) + 512)
     recover_interrupted(journal, System())
     assert MAX_PATH.read_text().strip() == original_max

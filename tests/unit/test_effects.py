@@ -20,6 +20,7 @@ from ctguard.effects.journal import Journal
 from ctguard.effects.slots import System
 from ctguard.errors import CtguardError
 from ctguard.plan.actions import Plan, SetModuleParam, SetSysctl, WriteFile
+from tests.crash import CRASH_STATUS, apply_then_die
 
 MAX = "net.netfilter.nf_conntrack_max"
 EST = "net.netfilter.nf_conntrack_tcp_timeout_established"
@@ -155,24 +156,8 @@ def test_a_crash_mid_apply_is_recovered_from_the_journal(
     tree: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = Journal(tmp_path / "state")
-    pid = os.fork()
-    if pid == 0:  # the child writes two values, then dies without any cleanup
-        real_write = slots.write_slot
-        calls = []
-
-        def dying_write(system: System, action: object, text: str | None) -> None:
-            real_write(system, action, text)  # type: ignore[arg-type]
-            calls.append(action)
-            if len(calls) == 2:
-                os._exit(9)
-
-        monkeypatch.setattr(executor, "write_slot", dying_write)
-        try:
-            apply_plan(plan_for(tmp_path), journal, tree)
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 9
+    status = apply_then_die(plan_for(tmp_path), journal, tree, monkeypatch, writes=2)
+    assert status == CRASH_STATUS
     assert value(tree, "sys/net/netfilter/nf_conntrack_max") == "524288"  # left half-done
     assert [c.status for c in journal.interrupted()] == ["applying"]
     reports = recover_interrupted(journal, tree)

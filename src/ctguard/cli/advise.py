@@ -11,6 +11,8 @@ from ctguard.cli.changing import etc_dir
 from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import UsageError
+from ctguard.kernel.root import KernelRoot
+from ctguard.model.snapshot import NetnsRef
 from ctguard.plan.actions import Plan
 from ctguard.plan.conntrack_settings import SettingTargets, plan_settings
 
@@ -66,7 +68,9 @@ def advice_targets(advice: Advice, with_global: bool) -> SettingTargets:
     )
 
 
-def advice_plan(advice: Advice, args: argparse.Namespace, env: Environment) -> Plan:
+def advice_plan(
+    advice: Advice, args: argparse.Namespace, env: Environment, *, force: bool = False
+) -> Plan:
     netns = advice.snapshot.netns
     return plan_settings(
         advice.snapshot,
@@ -74,20 +78,28 @@ def advice_plan(advice: Advice, args: argparse.Namespace, env: Environment) -> P
         netns=netns,
         etc_dir=etc_dir(env),
         persist=not args.runtime_only,
+        force=force,
         title="apply ctguard's advice",
     )
 
 
-def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    root = open_root(args.root)
-    netns = resolve_netns_option(root, args.netns)
-    advice = gather_advice(
+def advice_from_args(
+    root: KernelRoot, netns: NetnsRef | None, args: argparse.Namespace, env: Environment
+) -> Advice:
+    """The advice for the options every advising command shares."""
+    return gather_advice(
         root,
         netns,
         env,
         advice_options(args),
         EvidenceChoice(table=not args.no_table, logs=not args.no_logs),
     )
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    root = open_root(args.root)
+    netns = resolve_netns_option(root, args.netns)
+    advice = advice_from_args(root, netns, args, env)
     plan = advice_plan(advice, args, env)
     if args.json:
         from ctguard.cli.common import write_json

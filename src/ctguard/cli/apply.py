@@ -13,8 +13,8 @@ from typing import Any
 
 from ctguard.advise.sizing import hash_convention, round_up_to_page
 from ctguard.analyze.table_pressure import kernel_major_minor
-from ctguard.cli.advise import add_advice_options, advice_options, advice_targets
-from ctguard.cli.advise_evidence import EvidenceChoice, gather_advice, read_snapshot_in
+from ctguard.cli.advise import add_advice_options, advice_from_args, advice_plan
+from ctguard.cli.advise_evidence import read_snapshot_in
 from ctguard.cli.changing import (
     add_change_options,
     etc_dir,
@@ -100,22 +100,7 @@ def build_plan(
             title="set conntrack values",
         )
         return Plan(plan.title, plan.actions, plan.warnings, (*notes, *plan.notes), plan.unchanged)
-    advice = gather_advice(
-        root,
-        netns,
-        env,
-        advice_options(args),
-        EvidenceChoice(table=not args.no_table, logs=not args.no_logs),
-    )
-    return plan_settings(
-        advice.snapshot,
-        advice_targets(advice, with_global=netns is None),
-        netns=netns,
-        etc_dir=etc_dir(env),
-        persist=persist,
-        force=args.force,
-        title="apply ctguard's advice",
-    )
+    return advice_plan(advice_from_args(root, netns, args, env), args, env, force=args.force)
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:

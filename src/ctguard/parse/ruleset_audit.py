@@ -133,7 +133,22 @@ IPT_PATTERNS = (
         "helpers are part of tracking",
     ),
 )
+NAT_CHAIN = _p(r"", "nat chain", "a chain of type nat registers tracking by itself", "no", NAT_NO)
+NAT_TABLE_RULE = _p(r"", "nat table rule", "any rule in the nat table", "no", NAT_NO)
 _IPTABLES_NFT_WARNING = re.compile(r"# Warning: table (\S+ \S+) is managed by iptables-nft")
+
+
+def _found(backend: str, location: str, rule: str, pattern: _Pattern, line: int) -> TrackingRule:
+    return TrackingRule(
+        backend,
+        location,
+        rule,
+        pattern.feature,
+        pattern.purpose,
+        pattern.stateless,
+        pattern.alternative,
+        line,
+    )
 
 
 def _match(patterns: tuple[_Pattern, ...], text: str) -> _Pattern | None:
@@ -166,33 +181,11 @@ def audit_nft(text: str, skip: set[str] | None = None) -> list[TrackingRule]:
             continue
         if not line or line.startswith(("#", "}", "type ", "policy ", "set ", "elements")):
             if line.startswith("type ") and " hook " in line and line.split()[1] == "nat":
-                found.append(
-                    TrackingRule(
-                        "nftables",
-                        f"{table} {chain}",
-                        line,
-                        "nat chain",
-                        "a chain of type nat registers tracking by itself",
-                        "no",
-                        NAT_NO,
-                        number,
-                    )
-                )
+                found.append(_found("nftables", f"{table} {chain}", line, NAT_CHAIN, number))
             continue
         pattern = _match(NFT_PATTERNS, line)
         if pattern is not None:
-            found.append(
-                TrackingRule(
-                    "nftables",
-                    f"{table} {chain}",
-                    line,
-                    pattern.feature,
-                    pattern.purpose,
-                    pattern.stateless,
-                    pattern.alternative,
-                    number,
-                )
-            )
+            found.append(_found("nftables", f"{table} {chain}", line, pattern, number))
     return found
 
 
@@ -209,24 +202,11 @@ def audit_iptables(text: str, tool: str = "iptables") -> list[TrackingRule]:
         chain = line.split()[1]
         pattern: _Pattern | None
         if table == "nat":
-            pattern = _match(IPT_PATTERNS, line) or _Pattern(
-                re.compile(""), "nat table rule", "any rule in the nat table", "no", NAT_NO
-            )
+            pattern = _match(IPT_PATTERNS, line) or NAT_TABLE_RULE
         else:
             pattern = _match(IPT_PATTERNS, line)
         if pattern is not None:
-            found.append(
-                TrackingRule(
-                    tool,
-                    f"{table} {chain}",
-                    line,
-                    pattern.feature,
-                    pattern.purpose,
-                    pattern.stateless,
-                    pattern.alternative,
-                    number,
-                )
-            )
+            found.append(_found(tool, f"{table} {chain}", line, pattern, number))
     return found
 
 
