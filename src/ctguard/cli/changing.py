@@ -73,8 +73,8 @@ def pending_recovery(journal: Journal) -> list[str]:
     """Interrupted change sets the next --yes will roll back (empty if unreadable)."""
     try:
         return [f"{c.id} ({c.title}, left {c.status})" for c in journal.interrupted()]
-    except PermissionError:
-        return []
+    except AccessDenied:
+        return []  # a dry run without root: the --yes run (as root) will see them
 
 
 def restore_status(reports: list[RestoreReport]) -> ExitStatus:

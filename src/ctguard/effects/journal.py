@@ -141,10 +141,18 @@ class Journal:
 
     def all(self) -> list[ChangeSet]:
         """Every recorded change set, oldest first."""
-        if not self.directory.is_dir():
-            return []
+        try:
+            if not self.directory.is_dir():
+                return []
+            paths = sorted(self.directory.glob("*.json"))
+        except PermissionError as err:
+            raise AccessDenied(
+                "cannot read the change journal",
+                where=str(self.directory),
+                hint="run as root (sudo)",
+            ) from err
         changes = []
-        for path in sorted(self.directory.glob("*.json")):
+        for path in paths:
             try:
                 changes.append(ChangeSet.from_dict(json.loads(path.read_text())))
             except (ValueError, KeyError, TypeError) as err:

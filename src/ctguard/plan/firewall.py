@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctguard.errors import ParseError
+from ctguard.errors import AccessDenied, ParseError
 from ctguard.model.snapshot import NetnsRef
 from ctguard.plan.actions import Action, DeleteEntries, LoadNftables, Plan, WriteFile
 from ctguard.rules.backends.nft import TABLE, render_nft
@@ -40,6 +40,10 @@ def load_firewall_state(target: FirewallTarget) -> FirewallState:
         text = path.read_text()
     except FileNotFoundError:
         return FirewallState()
+    except PermissionError as err:
+        raise AccessDenied(
+            "cannot read ctguard's firewall state", where=str(path), hint="run as root (sudo)"
+        ) from err
     try:
         return FirewallState.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError) as err:
