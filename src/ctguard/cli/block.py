@@ -7,9 +7,15 @@ from dataclasses import replace
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import add_firewall_options, parse_duration, run_firewall_plan
+from ctguard.cli.firewall_common import (
+    add_firewall_options,
+    current_state,
+    firewall_plan,
+    parse_duration,
+    run_firewall_plan,
+)
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall
+from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import Block
 from ctguard.rules.safety import check_block_targets, parse_targets, protected_networks
 
@@ -46,13 +52,13 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         check_block_targets(
             networks, protected_networks(target.netns, env.environ), force=args.force
         )
-        state = load_firewall_state(target).live(now)
+        state = current_state(target, args).live(now)
         wanted = {str(n) for n in networks}
         kept = tuple(b for b in state.blocks if b.network not in wanted)
         added = tuple(
             Block(str(n), now, None if ttl is None else now + ttl, args.reason) for n in networks
         )
-        return plan_firewall(
+        return firewall_plan(
             target,
             replace(state, blocks=kept + added),
             now,

@@ -12,7 +12,6 @@ from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.firewall_common import firewall_target
 from ctguard.errors import CtguardError
 from ctguard.plan.firewall import load_firewall_state
-from ctguard.rules.backends.nft import TABLE
 
 
 def add_parser(sub: Any) -> None:
@@ -27,10 +26,16 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     state = load_firewall_state(target).live(now)
     loaded: bool | None = None
     if state.blocks and env.is_root:
-        from ctguard.effects.commands import nft_list_table
+        from ctguard.cli.firewall_common import LiveReader
+        from ctguard.rules.backends.iptables import set_name
 
+        reader = LiveReader(target.netns)
         try:
-            loaded = nft_list_table(TABLE, target.netns) is not None
+            if state.backend == "nft":
+                loaded = reader.nft_table_exists()
+            else:
+                versions = {b.version for b in state.blocks}
+                loaded = all(reader.ipset_exists(set_name(v)) for v in versions)
         except CtguardError:
             loaded = None
     rows = [
@@ -43,7 +48,10 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         for b in sorted(state.blocks, key=lambda b: b.added)
     ]
     if args.json:
-        write_json(env, {"netns": target.label, "loaded": loaded, "blocks": rows})
+        write_json(
+            env,
+            {"netns": target.label, "backend": state.backend, "loaded": loaded, "blocks": rows},
+        )
         return ExitStatus.OK
     console = make_console(env)
     if not rows:
@@ -56,7 +64,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         console.print(f"{row['network']:<40} {when:<16}{reason}")
     if loaded is False:
         console.print(
-            f"warning: table {TABLE} is not loaded (a reboot, or removed by hand): these blocks "
+            f"warning: ctguard's {state.backend} rules are not loaded (a reboot, or removed by "
+            "hand): these blocks "
             "are not in force; `ctguard block` any of them again to reload all"
         )
     return ExitStatus.OK

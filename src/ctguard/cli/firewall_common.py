@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ctguard.cli.changing import (
     add_change_options,
@@ -16,11 +19,20 @@ from ctguard.cli.changing import (
 )
 from ctguard.cli.common import make_console, open_root, resolve_netns_option, write_json
 from ctguard.cli.env import Environment, ExitStatus
+from ctguard.effects.commands import ipset_save, nft_list_table, run_tool
 from ctguard.effects.executor import apply_plan
 from ctguard.effects.journal import state_dir_from
 from ctguard.errors import UsageError
+from ctguard.model.snapshot import NetnsRef
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget
+from ctguard.plan.firewall import (
+    FirewallTarget,
+    load_firewall_state,
+    plan_firewall,
+    with_backend,
+)
+from ctguard.rules.backends.nft import TABLE
+from ctguard.rules.model import FirewallState
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -29,6 +41,13 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def add_firewall_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--netns", metavar="NS", help="act in this network namespace (NAME, PID or PATH)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "nft", "iptables"),
+        default="auto",
+        help="nft (ctguard's own table) or iptables (own chains + ipset); auto: the one "
+        "ctguard already uses here, else nft when installed",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_change_options(parser)
@@ -48,6 +67,35 @@ def parse_duration(text: str, option: str) -> int | None:
     if seconds > 365 * 86400:
         raise UsageError(f"{option} {text!r} is longer than a year")
     return seconds
+
+
+@dataclass(frozen=True)
+class LiveReader:
+    """The rules in place, read with the tools (empty when a tool is missing)."""
+
+    netns: NetnsRef | None
+
+    def nft_table_exists(self) -> bool:
+        return shutil.which("nft") is not None and nft_list_table(TABLE, self.netns) is not None
+
+    def iptables_save(self, tool: str, table: str) -> str:
+        if shutil.which(f"{tool}-save") is None:
+            return ""
+        done = run_tool([f"{tool}-save", "-t", table], self.netns)
+        return done.stdout if done.returncode == 0 else ""
+
+    def ipset_exists(self, name: str) -> bool:
+        return shutil.which("ipset") is not None and ipset_save(name, self.netns) is not None
+
+
+def current_state(target: FirewallTarget, args: argparse.Namespace) -> FirewallState:
+    """The recorded state, live, with the backend this command should use."""
+    state = load_firewall_state(target)
+    return with_backend(state, args.backend, shutil.which("nft") is not None)
+
+
+def firewall_plan(target: FirewallTarget, state: FirewallState, now: float, **details: Any) -> Plan:
+    return plan_firewall(target, state, now, reader=LiveReader(target.netns), **details)
 
 
 def firewall_target(args: argparse.Namespace, env: Environment) -> FirewallTarget:

@@ -9,11 +9,17 @@ from typing import Any
 
 from ctguard.cli.common import make_console, write_json
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import add_firewall_options, firewall_target, run_firewall_plan
+from ctguard.cli.firewall_common import (
+    add_firewall_options,
+    current_state,
+    firewall_plan,
+    firewall_target,
+    run_firewall_plan,
+)
 from ctguard.errors import UsageError
 from ctguard.model.snapshot import NetnsRef
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall
+from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import NotrackRule, parse_network
 
 
@@ -69,7 +75,7 @@ def stateful_drop_chains(netns: NetnsRef | None) -> list[str]:
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.list:
         target = firewall_target(args, env)
-        rules = load_firewall_state(target).notrack
+        rules = current_state(target, args).notrack
         if args.json:
             write_json(env, {"netns": target.label, "notrack": [r.to_dict() for r in rules]})
         else:
@@ -84,14 +90,14 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     rule = NotrackRule(args.proto, parse_ports(args.port), args.iface, args.src)
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        state = load_firewall_state(target)
+        state = current_state(target, args)
         others = tuple(r for r in state.notrack if r != rule)
         if args.remove:
             if len(others) == len(state.notrack):
                 raise UsageError(
                     f"no such NOTRACK rule: {rule.label()}", hint="see `ctguard notrack --list`"
                 )
-            return plan_firewall(
+            return firewall_plan(
                 target, replace(state, notrack=others), now, title=f"remove notrack {rule.label()}"
             )
         notes = []
@@ -102,7 +108,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                     "nor NEW and would be dropped there; add in front of its rules: "
                     f"nft insert rule {chain} ct state untracked accept"
                 )
-        return plan_firewall(
+        return firewall_plan(
             target,
             replace(state, notrack=(*others, rule)),
             now,

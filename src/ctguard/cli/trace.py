@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import add_firewall_options, parse_duration, run_firewall_plan
+from ctguard.cli.firewall_common import (
+    add_firewall_options,
+    current_state,
+    firewall_plan,
+    parse_duration,
+    run_firewall_plan,
+)
 from ctguard.errors import UsageError
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall
+from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import TRACE_PREFIX, Trace, parse_network
 
 
@@ -53,9 +59,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     src = str(parse_network(args.src)) if args.src else None
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        state = load_firewall_state(target)
+        state = current_state(target, args)
         if args.remove:
-            return plan_firewall(target, replace(state, trace=None), now, title="stop tracing")
+            return firewall_plan(target, replace(state, trace=None), now, title="stop tracing")
         trace = Trace(now + ttl, src, args.dport, args.proto, args.rate)
         notes = [
             "rank what it logs with: ctguard logs --trace   (reads dmesg or journalctl -k)",
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 "(`nft list chain inet ctguard trace`), but nothing reaches the log until "
                 "the host sets it to 1"
             )
-        return plan_firewall(
+        return firewall_plan(
             target,
             replace(state, trace=trace),
             now,

@@ -7,10 +7,15 @@ from dataclasses import replace
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import add_firewall_options, run_firewall_plan
+from ctguard.cli.firewall_common import (
+    add_firewall_options,
+    current_state,
+    firewall_plan,
+    run_firewall_plan,
+)
 from ctguard.errors import UsageError
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall
+from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.safety import parse_targets
 
 
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     wanted = set() if args.all else {str(n) for n in parse_targets(args.targets)}
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        state = load_firewall_state(target).live(now)
+        state = current_state(target, args).live(now)
         present = {b.network for b in state.blocks}
         missing = sorted(wanted - present)
         if missing and not (wanted & present):
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         kept = tuple(b for b in state.blocks if not args.all and b.network not in wanted)
         notes = (f"not blocked (nothing to do): {', '.join(missing)}",) if missing else ()
-        return plan_firewall(
+        return firewall_plan(
             target,
             replace(state, blocks=kept),
             now,

@@ -92,3 +92,38 @@ def delete_entries(network: str, netns: NetnsRef | None) -> int:
     if done.returncode != 0:
         raise CtguardError(f"conntrack -D -s {network} failed: {text.strip()}")
     return 0
+
+
+def iptables_save(tool: str, table: str, netns: NetnsRef | None) -> str:
+    return checked([f"{tool}-save", "-t", table], netns)
+
+
+def iptables_restore(
+    tool: str, content: str, netns: NetnsRef | None, *, test: bool = False
+) -> None:
+    """Replace the tables named in ``content`` (others untouched); --test only checks."""
+    checked([f"{tool}-restore", *(["--test"] if test else [])], netns, stdin=content)
+
+
+def ipset_save(name: str, netns: NetnsRef | None) -> str | None:
+    done = run_tool(["ipset", "save", name], netns)
+    if done.returncode != 0:
+        if "does not exist" in done.stderr:
+            return None
+        raise CtguardError(f"cannot read ipset {name}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def ipset_load(name: str, script: str | None, netns: NetnsRef | None) -> None:
+    """Make the set hold exactly ``script`` (emptied after its create line), or destroy it."""
+    if script is None:
+        done = run_tool(["ipset", "destroy", name], netns)
+        if done.returncode != 0 and "does not exist" not in done.stderr:
+            raise CtguardError(f"cannot destroy ipset {name}: {done.stderr.strip()}")
+        return
+    lines = []
+    for line in script.splitlines():
+        lines.append(line)
+        if line.startswith("create "):
+            lines.append(f"flush {line.split()[1]}")
+    checked(["ipset", "restore", "-exist"], netns, stdin="\n".join(lines) + "\n")

@@ -23,6 +23,8 @@ from ctguard.model.snapshot import NetnsRef
 from ctguard.plan.actions import (
     Action,
     DeleteEntries,
+    LoadIpset,
+    LoadIptables,
     LoadNftables,
     SetModuleParam,
     SetSysctl,
@@ -43,6 +45,8 @@ def normalized(value: str | None) -> str | None:
     return None if value is None else " ".join(value.split())
 
 
+# iptables-save: comments with dates, counters; ipset save: time left, hash seeds.
+_SAVE_VOLATILE = re.compile(r"^#.*$|\[\d+:\d+\]|\stimeout \d+|\sinitval 0x[0-9a-f]+", re.M)
 _NFT_VOLATILE = re.compile(
     r"\s(?:expires|timeout) \S+?(?=[\s,}])|(?<=counter) packets \d+ bytes \d+"
 )
@@ -56,13 +60,20 @@ def same_value(action: Action, first: str | None, second: str | None) -> bool:
     """
     if isinstance(action, LoadNftables) and first is not None and second is not None:
         first, second = _NFT_VOLATILE.sub("", first), _NFT_VOLATILE.sub("", second)
+    if isinstance(action, LoadIptables | LoadIpset) and first is not None and second is not None:
+        first, second = _SAVE_VOLATILE.sub("", first), _SAVE_VOLATILE.sub("", second)
     return normalized(first) == normalized(second)
 
 
-def wanted_value(action: Action) -> str:
+def wanted_value(action: Action) -> str | None:
+    """The value the action puts in its slot (None: the slot ends up absent)."""
     if isinstance(action, WriteFile):
         return action.content
     if isinstance(action, LoadNftables):
+        return action.script
+    if isinstance(action, LoadIptables):
+        return action.content
+    if isinstance(action, LoadIpset):
         return action.script
     if isinstance(action, DeleteEntries):
         return ""
@@ -78,6 +89,17 @@ def verify_slot(system: System, action: Action) -> str | None:
     if isinstance(action, DeleteEntries):
         return None  # new entries may legitimately appear; deletion itself was checked
     now = read_slot(system, action)
+    if isinstance(action, LoadIpset):
+        if action.script is None:
+            return None if now is None else f"ipset {action.name} still exists"
+        return f"ipset {action.name} is missing after loading" if now is None else None
+    if isinstance(action, LoadIptables):
+        from ctguard.rules.backends.iptables import ctguard_rule_count
+
+        want, have = ctguard_rule_count(action.content), ctguard_rule_count(now or "")
+        if want != have:
+            return f"{slot_label(action)} holds {have} ctguard rules, wanted {want}"
+        return None
     if isinstance(action, LoadNftables):
         if action.removes:
             return None if now is None else f"table {action.table} still exists"
@@ -88,6 +110,11 @@ def verify_slot(system: System, action: Action) -> str | None:
 
 
 def slot_label(action: Action) -> str:
+    if isinstance(action, LoadIptables | LoadIpset):
+        suffix = f" in {action.netns.label}" if action.netns else ""
+        if isinstance(action, LoadIptables):
+            return f"{action.tool} table {action.table}{suffix}"
+        return f"ipset {action.name}{suffix}"
     if isinstance(action, LoadNftables | DeleteEntries):
         suffix = f" in {action.netns.label}" if action.netns else ""
         if isinstance(action, LoadNftables):
@@ -101,6 +128,14 @@ def slot_label(action: Action) -> str:
 
 
 def read_slot(system: System, action: Action) -> str | None:
+    if isinstance(action, LoadIptables):
+        from ctguard.effects.commands import iptables_save
+
+        return iptables_save(action.tool, action.table, action.netns)
+    if isinstance(action, LoadIpset):
+        from ctguard.effects.commands import ipset_save
+
+        return ipset_save(action.name, action.netns)
     if isinstance(action, LoadNftables):
         from ctguard.effects.commands import nft_list_table
 
@@ -130,6 +165,16 @@ def read_slot(system: System, action: Action) -> str | None:
 
 
 def write_slot(system: System, action: Action, value: str | None) -> None:
+    if isinstance(action, LoadIptables):
+        from ctguard.effects.commands import iptables_restore
+
+        iptables_restore(action.tool, value or "", action.netns)
+        return
+    if isinstance(action, LoadIpset):
+        from ctguard.effects.commands import ipset_load
+
+        ipset_load(action.name, value, action.netns)
+        return
     if isinstance(action, LoadNftables):
         from ctguard.effects.commands import nft_replace_table
 

@@ -140,7 +140,56 @@ class DeleteEntries:
         }
 
 
-Action = SetSysctl | SetModuleParam | WriteFile | LoadNftables | DeleteEntries
+@dataclass(frozen=True)
+class LoadIptables:
+    """Replace one iptables/ip6tables table with ``content`` (`*-save` format) atomically."""
+
+    tool: str  # "iptables" or "ip6tables"
+    table: str
+    content: str
+    netns: NetnsRef | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        return f"{self.tool}-restore (table {self.table}){_netns_suffix(self.netns)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "iptables",
+            "tool": self.tool,
+            "table": self.table,
+            "content": self.content,
+            "netns": _netns_dict(self.netns),
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class LoadIpset:
+    """Make ipset ``name`` hold exactly ``script`` (`ipset restore` input), or destroy it."""
+
+    name: str
+    script: str | None
+    netns: NetnsRef | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        verb = "destroy" if self.script is None else "ipset restore"
+        return f"{verb} {self.name}{_netns_suffix(self.netns)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "ipset",
+            "name": self.name,
+            "script": self.script,
+            "netns": _netns_dict(self.netns),
+            "why": self.why,
+        }
+
+
+Action = (
+    SetSysctl | SetModuleParam | WriteFile | LoadNftables | DeleteEntries | LoadIptables | LoadIpset
+)
 
 
 def _netns_dict(netns: NetnsRef | None) -> dict[str, Any] | None:
@@ -156,6 +205,15 @@ def action_from_dict(data: dict[str, Any]) -> Action:
     netns = NetnsRef(int(ns["inode"]), str(ns["path"]), tuple(ns.get("names", ()))) if ns else None
     if kind == "nftables":
         return LoadNftables(str(data["table"]), str(data["script"]), netns, str(data["why"]))
+    if kind == "iptables":
+        return LoadIptables(
+            str(data["tool"]), str(data["table"]), str(data["content"]), netns, str(data["why"])
+        )
+    if kind == "ipset":
+        script = data.get("script")
+        return LoadIpset(
+            str(data["name"]), None if script is None else str(script), netns, str(data["why"])
+        )
     if kind == "delete-entries":
         return DeleteEntries(tuple(data["networks"]), netns, str(data.get("why", "")))
     if kind == "sysctl":

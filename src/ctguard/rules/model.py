@@ -11,7 +11,7 @@ state can be re-rendered later with the time left.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ctguard.errors import UsageError
@@ -146,7 +146,7 @@ class FirewallState:
     trace: Trace | None = None
     # Add `ct state untracked accept` in front of the host's stateful filter.
     accept_untracked: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = "nft"  # "nft" or "iptables": where the state is loaded
 
     @property
     def empty(self) -> bool:
@@ -165,6 +165,7 @@ class FirewallState:
             "blocks": [block.to_dict() for block in self.blocks],
             "trace": None if self.trace is None else self.trace.to_dict(),
             "accept_untracked": self.accept_untracked,
+            "backend": self.backend,
         }
 
     @classmethod
@@ -175,4 +176,5 @@ class FirewallState:
             blocks=tuple(Block.from_dict(b) for b in data.get("blocks", [])),
             trace=None if trace is None else Trace.from_dict(trace),
             accept_untracked=bool(data.get("accept_untracked", False)),
+            backend=str(data.get("backend", "nft")),
         )
