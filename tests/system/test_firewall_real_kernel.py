@@ -44,6 +44,19 @@ def topology(lab):
     return server, (client_a, a_addr, server_a), (client_b, b_addr, server_b)
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.iptables")))
+def test_golden_iptables_plans_pass_restore_test(lab, name: str) -> None:
+    ns = lab.add_namespace("ipt")
+    text = (GOLDEN / f"{name}.iptables").read_text()
+    for part in text.split("### ")[1:]:
+        header, body = part.split("\n", 1)
+        if header.startswith("ipset"):
+            ns.exec(["ipset", "restore", "-exist"], input_text=body)
+        else:
+            ns.exec([header.split()[0], "--test"], input_text=body)
+    ns.exec(["ipset", "destroy"], check=False)
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.nft")))
 def test_golden_scripts_pass_nft_check(lab, name: str) -> None:
     ns = lab.add_namespace("chk")
@@ -53,11 +66,40 @@ def test_golden_scripts_pass_nft_check(lab, name: str) -> None:
     assert "ctguard" not in ns.exec(["nft", "list", "ruleset"])  # nothing was committed
 
 
-def test_notrack_port_creates_no_entries_while_others_do(topology, tmp_path: Path) -> None:
+def others_rules(ns, backend: str) -> str:
+    """The namespace's rules that are not ctguard's (what must survive untouched)."""
+    if backend == "nft":
+        return ns.exec(["nft", "-s", "list", "ruleset"])
+    kept = []
+    for tool in ("iptables-save", "ip6tables-save"):
+        kept += [line for line in ns.exec([tool]).splitlines() if line.startswith("-A ")]
+    return "\n".join(kept)
+
+
+def no_ctguard_left(ns) -> bool:
+    text = ns.exec(["nft", "list", "ruleset"]) + ns.exec(["iptables-save"])
+    text += ns.exec(["ip6tables-save"]) + ns.exec(["ipset", "list", "-n"])
+    return "ctguard" not in text.lower()
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_notrack_port_creates_no_entries_while_others_do(
+    topology, tmp_path: Path, backend: str
+) -> None:
     server, (client, _, server_addr), _ = topology
     env = env_for(tmp_path)
     result = run_cli(
-        "notrack", "--port", "8080", "--proto", "tcp", "--netns", server.name, "--yes", environ=env
+        "notrack",
+        "--backend",
+        backend,
+        "--port",
+        "8080",
+        "--proto",
+        "tcp",
+        "--netns",
+        server.name,
+        "--yes",
+        environ=env,
     )
     assert result.status == ExitStatus.OK, result.stderr
     with TcpServer(server, server_addr, 8080), TcpServer(server, server_addr, 8081):
@@ -90,10 +132,13 @@ def test_notrack_port_creates_no_entries_while_others_do(topology, tmp_path: Pat
     assert "ctguard" not in server.exec(["nft", "-s", "list", "ruleset"])
 
 
-def test_block_drops_before_conntrack_deletes_entries_and_expires(topology, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_block_drops_before_conntrack_deletes_entries_and_expires(
+    topology, tmp_path: Path, backend: str
+) -> None:
     server, (client_a, a_addr, server_a), (client_b, _, server_b) = topology
     env = env_for(tmp_path)
-    ruleset_before = server.exec(["nft", "-s", "list", "ruleset"])
+    ruleset_before = others_rules(server, backend)
     with TcpServer(server, "0.0.0.0", 8090):
         held = open_tcp_connections(client_a, server_a, 8090, 5)
         assert len(held) == 5
@@ -101,6 +146,8 @@ def test_block_drops_before_conntrack_deletes_entries_and_expires(topology, tmp_
         result = run_cli(
             "block",
             a_addr,
+            "--backend",
+            backend,
             "--ttl",
             "4s",
             "--reason",
@@ -131,7 +178,8 @@ def test_block_drops_before_conntrack_deletes_entries_and_expires(topology, tmp_
         again[0].close()
     removed = run_cli("unblock", "--all", "--netns", server.name, "--yes", environ=env)
     assert removed.status == ExitStatus.OK, removed.stderr
-    assert server.exec(["nft", "-s", "list", "ruleset"]) == ruleset_before  # byte for byte
+    assert others_rules(server, backend) == ruleset_before  # byte for byte
+    assert no_ctguard_left(server)
 
 
 def test_rollback_restores_the_previous_table_and_removes_it_at_the_end(
