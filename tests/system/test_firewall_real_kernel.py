@@ -272,3 +272,24 @@ def test_audit_lists_the_rules_that_track_in_a_namespace(lab) -> None:
         r["location"].startswith("ip nat") for r in data["rules"] if r["backend"] == "nftables"
     )  # iptables-nft's own table: counted once
     assert data["tracking_needed"] is True
+
+
+def test_a_ruleset_the_kernel_refuses_fails_before_anything_is_written(lab, tmp_path) -> None:
+    from ctguard.effects.executor import apply_plan
+    from ctguard.effects.journal import Journal
+    from ctguard.effects.slots import System
+    from ctguard.errors import CtguardError
+    from ctguard.plan.actions import LoadNftables, Plan, WriteFile
+
+    ns = lab.add_namespace("bad")
+    state_file = tmp_path / "state.json"
+    bad = "table inet ctguard {\n\tchain c {\n\t\tthis is not nft\n\t}\n}\n"
+    plan = Plan(
+        "bad",
+        (WriteFile(str(state_file), "{}\n"), LoadNftables("inet ctguard", bad, ns.ref)),
+    )
+    journal = Journal(tmp_path / "journal")
+    with pytest.raises(CtguardError, match="nft --check"):
+        apply_plan(plan, journal, System())
+    assert not state_file.exists() and journal.all() == []
+    assert "ctguard" not in ns.exec(["nft", "list", "ruleset"])

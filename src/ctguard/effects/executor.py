@@ -18,6 +18,7 @@ from ctguard.effects.journal import ChangeSet, Journal, Step
 from ctguard.effects.slots import (
     System,
     normalized,
+    precheck_slot,
     read_slot,
     reversible,
     same_value,
@@ -66,8 +67,11 @@ class RestoreReport:
 
 def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
     """Run ``plan``; on any failure put every original back and raise ChangeFailed."""
-    # Read everything first: a slot that cannot be read fails before any write.
+    # Read and check everything first: a slot that cannot be read, or a ruleset the
+    # kernel would refuse, fails before any write.
     steps = [Step(action, read_slot(system, action)) for action in plan.actions]
+    for action in plan.actions:
+        precheck_slot(action)
     change = journal.create(plan.title, steps)
     try:
         with signals_unwind():

@@ -84,6 +84,19 @@ def reversible(action: Action) -> bool:
     return not isinstance(action, DeleteEntries)
 
 
+def precheck_slot(action: Action) -> None:
+    """Validate a ruleset against the kernel without committing it (nft --check, --test)."""
+    if isinstance(action, LoadNftables) and not action.removes:
+        from ctguard.effects.commands import nft_check
+
+        nft_check(action.script, action.netns)
+    elif isinstance(action, LoadIptables):
+        from ctguard.effects.commands import iptables_restore
+
+        if "--match-set" not in action.content:  # sets are created by an earlier step
+            iptables_restore(action.tool, action.content, action.netns, test=True)
+
+
 def verify_slot(system: System, action: Action) -> str | None:
     """None when the slot holds what the action wanted; otherwise the problem."""
     if isinstance(action, DeleteEntries):
