@@ -41,3 +41,26 @@ def test_top_netns_matches_conntrack_list(lab):
     analysis = run_cli("analyze", "--netns", ns.name, "--json").json()
     assert analysis["entries"] == data["entries"]
     assert analysis["established"]["timeout"] == 432000  # read from the namespace's sysctl
+
+
+def test_doctor_table_section_samples_a_table_above_its_budget(lab, monkeypatch):
+    from ctguard.cli import doctor_table
+    from ctguard.cli.advise_evidence import read_snapshot_in
+    from ctguard.kernel.root import KernelRoot
+
+    ns = lab.add_namespace("sample")
+    ns.enable_conntrack()
+    created, _ = fill_table(ns, synthetic_flows(3000, sources=50))
+    assert created == 3000
+    root = KernelRoot.live()
+    snapshot = read_snapshot_in(root, ns.ref)
+    full = doctor_table.table_section(root, snapshot, is_root=True)
+    assert not full.sampled and full.profile is not None and full.profile.entries == 3000
+    # The same table over a (lowered) budget: only a sample of its start is read.
+    monkeypatch.setattr(doctor_table, "FULL_READ_ENTRIES", 1000)
+    monkeypatch.setattr(doctor_table, "SAMPLE_ENTRIES", 500)
+    sampled = doctor_table.table_section(root, snapshot, is_root=True)
+    assert sampled.sampled and sampled.profile is not None
+    assert 0 < sampled.profile.entries < 3000
+    assert f"a sample of {sampled.profile.entries:,} of 3,000 entries" in sampled.note
+    assert sampled.profile.scan.skipped.count == 0  # cut at a line boundary, nothing garbled
