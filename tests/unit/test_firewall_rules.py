@@ -177,3 +177,23 @@ def test_iptables_chains_are_recognised_and_replaced_not_duplicated() -> None:
     assert twice.count("-j CTGUARD-PRE") == 1 and twice.count(":CTGUARD-PRE") == 1
     emptied = merge_save(saved_form, "raw", [])
     assert "CTGUARD" not in emptied and "--dport 9" in emptied
+
+
+def test_block_merging_never_leaves_overlapping_intervals() -> None:
+    from ctguard.rules.model import merge_blocks
+
+    old_net = Block("10.9.0.0/24", NOW - 60, NOW + 60, "old")
+    old_host = Block("10.8.0.5/32", NOW - 60, NOW + 60, "old")
+    inside = Block("10.9.0.5/32", NOW, NOW + 3600, "new")
+    wider = Block("10.8.0.0/16", NOW, NOW + 3600, "new")
+    blocks, notes = merge_blocks((old_net, old_host), (inside, wider, wider))
+    assert [b.network for b in blocks] == ["10.9.0.0/24", "10.8.0.0/16"]
+    assert notes == [
+        "10.9.0.5/32 is already blocked by 10.9.0.0/24 (its expiry stays); "
+        "unblock 10.9.0.0/24 first to block it on its own"
+    ]
+    again, _ = merge_blocks(blocks, (Block("10.8.0.0/16", NOW, None, "renewed"),))
+    assert [(b.network, b.expires) for b in again] == [
+        ("10.9.0.0/24", NOW + 60),
+        ("10.8.0.0/16", None),
+    ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.table_analysis import TableProfile
-from ctguard.model.snapshot import Snapshot
+from ctguard.model.snapshot import Snapshot, TimeoutSetting
 
 DAY = 86400
 HOUR = 3600
@@ -24,6 +24,7 @@ MIN_ENTRIES = 1000
 UDP_FLOOD_SHARE = 0.25
 # Values the kernel accepts for every jiffies-based timeout sysctl (INT_MAX / HZ at HZ=1000).
 MAX_TIMEOUT_SECONDS = 2_147_483
+NO_TABLE = "table content not read: no evidence for a change"
 
 # key -> (table state, reduced value under a pile-up)
 CLOSING_STATES = {
@@ -61,6 +62,20 @@ class TimeoutAdvice:
     def change(self) -> bool:
         return self.recommended is not None and self.recommended != self.current
 
+    @classmethod
+    def of(
+        cls, setting: TimeoutSetting, recommended: int | None, reason: str, effect: str = ""
+    ) -> TimeoutAdvice:
+        return cls(
+            setting.key,
+            setting.sysctl,
+            setting.seconds,
+            setting.default,
+            recommended,
+            reason,
+            effect,
+        )
+
 
 def keepalive_floor(time_s: int | None, probes: int | None, interval: int | None) -> KeepaliveFloor:
     t, p, i = time_s or 7200, probes or 9, interval or 75
@@ -85,9 +100,7 @@ def advise_established(
     current = setting.seconds
 
     def advice(recommended: int | None, reason: str, effect: str = "") -> TimeoutAdvice:
-        return TimeoutAdvice(
-            setting.key, setting.sysctl, current, setting.default, recommended, reason, effect
-        )
+        return TimeoutAdvice.of(setting, recommended, reason, effect)
 
     if current < floor.seconds:
         safe = -(-floor.seconds // HOUR) * HOUR
@@ -162,14 +175,10 @@ def advise_closing(snapshot: Snapshot, profile: TableProfile | None) -> list[Tim
             reason = f"longer than the kernel's own default ({modern} s) with no reason seen"
             effect = "saves: closing connections leave the table sooner"
         elif profile is None:
-            reason = "table content not read: no evidence for a change"
+            reason = NO_TABLE
         else:
             reason = f"{held:,} {state} entries: no pile-up"
-        result.append(
-            TimeoutAdvice(
-                key, setting.sysctl, current, setting.default, recommended, reason, effect
-            )
-        )
+        result.append(TimeoutAdvice.of(setting, recommended, reason, effect))
     return result
 
 
@@ -182,11 +191,8 @@ def advise_udp(snapshot: Snapshot, profile: TableProfile | None) -> list[Timeout
         if unreplied >= MIN_ENTRIES and unreplied >= UDP_FLOOD_SHARE * entries and udp.seconds > 10:
             saved = int(unreplied * (1 - 10 / udp.seconds))
             result.append(
-                TimeoutAdvice(
-                    udp.key,
-                    udp.sysctl,
-                    udp.seconds,
-                    udp.default,
+                TimeoutAdvice.of(
+                    udp,
                     10,
                     f"{unreplied:,} unreplied UDP entries ({_share(unreplied, entries)} of the "
                     "table): one-shot datagrams (DNS-style) wait out the full timeout",
@@ -196,44 +202,22 @@ def advise_udp(snapshot: Snapshot, profile: TableProfile | None) -> list[Timeout
                 )
             )
         else:
-            result.append(
-                TimeoutAdvice(
-                    udp.key,
-                    udp.sysctl,
-                    udp.seconds,
-                    udp.default,
-                    None,
-                    "no flood of unreplied UDP seen"
-                    if profile
-                    else "table content not read: no evidence for a change",
-                )
-            )
+            reason = "no flood of unreplied UDP seen" if profile else NO_TABLE
+            result.append(TimeoutAdvice.of(udp, None, reason))
     stream = snapshot.timeout("udp_timeout_stream")
     if stream is not None:
         modern = MODERN_DEFAULTS["udp_timeout_stream"]
         if stream.seconds > modern:
             result.append(
-                TimeoutAdvice(
-                    stream.key,
-                    stream.sysctl,
-                    stream.seconds,
-                    stream.default,
+                TimeoutAdvice.of(
+                    stream,
                     modern,
                     f"{stream.seconds} s is the pre-5.x default; current kernels use {modern} s",
                     "saves: replied UDP flows (VPN, QUIC, games) leave sooner after they stop",
                 )
             )
         else:
-            result.append(
-                TimeoutAdvice(
-                    stream.key,
-                    stream.sysctl,
-                    stream.seconds,
-                    stream.default,
-                    None,
-                    "the current kernel default",
-                )
-            )
+            result.append(TimeoutAdvice.of(stream, None, "the current kernel default"))
     return result
 
 

@@ -381,10 +381,9 @@ def _act_or(args: str, action: str, investigate: str) -> str:
 
 
 def _advise_or(args: str, investigate: str) -> str:
-    """`ctguard advise` for a live table (it reads that host); the investigation otherwise."""
+    """`ctguard advise` for a live table or a bundle (it reads those); the look otherwise."""
     words = args.split()
-    live = not words or (len(words) == 2 and words[0] in ("--netns", "--root"))
-    if not live:
+    if _live_target(args) is None and not (len(words) == 2 and words[0] == "--root"):
         return investigate
     return f"ctguard advise{args}   # timeouts and sizing for this table; or: {investigate}"
 

@@ -16,7 +16,7 @@ from ctguard.cli.firewall_common import (
 )
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
-from ctguard.rules.model import Block
+from ctguard.rules.model import Block, merge_blocks
 from ctguard.rules.safety import check_block_targets, parse_targets, protected_networks
 
 
@@ -54,17 +54,17 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         )
         state = current_state(target, args).live(now)
         wanted = {str(n) for n in networks}
-        kept = tuple(b for b in state.blocks if b.network not in wanted)
         added = tuple(
             Block(str(n), now, None if ttl is None else now + ttl, args.reason) for n in networks
         )
+        blocks, overlap_notes = merge_blocks(state.blocks, added)
         return firewall_plan(
             target,
-            replace(state, blocks=kept + added),
+            replace(state, blocks=blocks),
             now,
             title=f"block {', '.join(sorted(wanted))} in {target.label}",
             delete_sources=() if args.keep_entries else tuple(sorted(wanted)),
-            notes=("blocks are runtime state: they are gone after a reboot",),
+            notes=(*overlap_notes, "blocks are runtime state: they are gone after a reboot"),
         )
 
     return run_firewall_plan(args, env, "block", build)

@@ -136,6 +136,39 @@ class Trace:
         )
 
 
+def _within(inner: str, outer: str) -> bool:
+    """Whether network ``inner`` lies inside (or equals) network ``outer``."""
+    a, b = parse_network(inner), parse_network(outer)
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
+
+
+def merge_blocks(
+    existing: tuple[Block, ...], new: tuple[Block, ...]
+) -> tuple[tuple[Block, ...], list[str]]:
+    """Blocks after adding ``new``, no two overlapping (an interval set refuses that).
+
+    A new network replaces the existing blocks it covers; one inside a wider
+    existing block is not added (a note says so); among the new ones the
+    widest wins.
+    """
+    chosen: list[Block] = []
+    for block in sorted(new, key=lambda b: parse_network(b.network).prefixlen):
+        if not any(_within(block.network, other.network) for other in chosen):
+            chosen.append(block)
+    kept = [old for old in existing if not any(_within(old.network, b.network) for b in chosen)]
+    added, notes = [], []
+    for block in chosen:
+        cover = next((old for old in kept if _within(block.network, old.network)), None)
+        if cover is None:
+            added.append(block)
+        else:
+            notes.append(
+                f"{block.network} is already blocked by {cover.network} (its expiry stays); "
+                f"unblock {cover.network} first to block it on its own"
+            )
+    return (*kept, *added), notes
+
+
 TRACE_PREFIX = "ctguard-trace: "
 
 
