@@ -34,6 +34,7 @@ COMMANDS = {
     "blocked": "blocked",
     "trace": "trace",
     "audit": "audit",
+    "lab": "lab",
 }
 
 

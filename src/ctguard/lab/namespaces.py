@@ -114,12 +114,18 @@ class Lab:
     def journal(self) -> Path:
         return self.journal_dir / f"{self.run_id}.json"
 
+    @property
+    def state_dir(self) -> Path:
+        """The run's own ctguard state (change journal, firewall state): undone at close."""
+        return self.journal_dir / f"{self.run_id}.state"
+
     def _record(self, name: str) -> None:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         names = [ns.name for ns in self.namespaces] + [name]
         tmp = self.journal.with_suffix(".tmp")
         owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
-        tmp.write_text(json.dumps({**owner, "namespaces": names}))
+        record = {**owner, "namespaces": names, "state_dir": str(self.state_dir)}
+        tmp.write_text(json.dumps(record))
         tmp.replace(self.journal)
 
     def add_namespace(self, short: str) -> LabNamespace:
@@ -163,14 +169,18 @@ class Lab:
         return f"10.{subnet}.0.1", f"10.{subnet}.0.2"
 
     def close(self) -> None:
-        errors = []
+        # Changes first (a global nf_conntrack_max must go back even if a
+        # namespace refuses to die), while the namespaces they touch exist.
+        errors = undo_changes(self.state_dir)
         for namespace in reversed(self.namespaces):
             try:
                 run_command(["ip", "netns", "del", namespace.name])
             except CtguardError as err:
                 errors.append(str(err))
         self.namespaces.clear()
-        self.journal.unlink(missing_ok=True)
+        if not errors:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.journal.unlink(missing_ok=True)
         if errors:
             raise CtguardError("lab cleanup failed: " + "; ".join(errors))
 
@@ -179,6 +189,35 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def undo_changes(state_dir: Path) -> list[str]:
+    """Roll back every change a lab run made through ctguard (newest first).
+
+    The run's remedies and its temporary global values all go through the
+    journaled executor with ``state_dir`` as their state, so this restores
+    exactly what was there before, also after a crash.  Changes made only
+    inside the lab's namespaces are left to die with them.  Returns the errors.
+    """
+    from ctguard.effects.executor import recover_interrupted, rollback_change
+    from ctguard.effects.journal import Journal
+    from ctguard.effects.slots import System
+
+    if not (state_dir / "changes").is_dir():
+        return []
+    journal, system = Journal(state_dir), System()
+    errors: list[str] = []
+    try:
+        reports = recover_interrupted(journal, system)
+        for change in reversed(journal.all()):
+            touches_host = any(getattr(s.action, "netns", None) is None for s in change.steps)
+            if change.status == "applied" and touches_host:
+                reports.append(rollback_change(change, journal, system))
+    except CtguardError as err:
+        return [err.what]
+    for report in reports:
+        errors.extend(report.errors)
+    return errors
 
 
 def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
@@ -193,6 +232,15 @@ def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
         pid = int(data.get("pid", 0))
         if pid and process_start_time(pid) == data.get("start"):
             continue  # that run is still alive (same pid, same start: not a reused pid)
+        state_dir = Path(data.get("state_dir") or journal.with_suffix(".state"))
+        problems = undo_changes(state_dir)
+        if problems:
+            raise CtguardError(
+                "could not undo a crashed lab run's changes: " + "; ".join(problems),
+                where=str(state_dir),
+                hint="see `CTGUARD_STATE_DIR=" + str(state_dir) + " ctguard rollback --list`",
+            )
+        shutil.rmtree(state_dir, ignore_errors=True)
         for name in data.get("namespaces", []):
             if Path(f"/run/netns/{name}").exists():
                 run_command(["ip", "netns", "del", name], check=False)

@@ -7,6 +7,7 @@ bound to it afterwards, so no helper processes are needed.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -120,3 +121,88 @@ def send_udp(namespace: LabNamespace, address: str, ports: list[int], payload: b
             except OSError:
                 continue
     return sent
+
+
+MAX_DATAGRAMS = 1_000_000
+
+
+def udp_flood(
+    namespace: LabNamespace,
+    sources: list[str],
+    destination: str,
+    dport: int,
+    count: int,
+    deadline: float = DEFAULT_DEADLINE,
+) -> int:
+    """``count`` IPv4 UDP datagrams, each a distinct flow (source address x port).
+
+    Crafted on one raw socket (IP_HDRINCL), so a flood of hundreds of
+    thousands of flows needs neither a socket nor a port binding per flow.
+    Sources must belong to the sending namespace's own subnet.  The kernel
+    fills in the IP checksum and id; a zero UDP checksum means "none" (IPv4).
+    """
+    if count > MAX_DATAGRAMS:
+        raise ValueError(f"at most {MAX_DATAGRAMS} datagrams per flood")
+    ports = 64000
+    if count > ports * len(sources):
+        raise ValueError(f"{count} flows need {count // ports + 1} source addresses")
+    dst = socket.inet_aton(destination)
+    packed_sources = [socket.inet_aton(address) for address in sources]
+    payload = b"ctguard-lab"
+    length = 20 + 8 + len(payload)
+    with namespace.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent = 0
+    stop_at = time.monotonic() + deadline
+    with sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        for index in range(count):
+            if index % 4096 == 0 and time.monotonic() > stop_at:
+                break
+            src = packed_sources[index // ports]
+            sport = 1024 + index % ports
+            header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 0, 0, 64, 17, 0, src, dst)
+            udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+            try:
+                sock.sendto(header + udp + payload, (destination, 0))
+                sent += 1
+            except OSError:
+                continue
+    return sent
+
+
+def open_until_refused(
+    namespace: LabNamespace,
+    address: str,
+    port: int,
+    count: int,
+    *,
+    connect_timeout: float = 0.5,
+    give_up_after: int = 5,
+    deadline: float = DEFAULT_DEADLINE,
+) -> tuple[list[socket.socket], int]:
+    """Open up to ``count`` connections; stop after ``give_up_after`` failures.
+
+    Returns (open sockets, failures).  For filling a table with real
+    connections: once it is full, each further SYN is dropped and costs
+    ``connect_timeout``, so a handful of failures is proof enough.
+    """
+    if count > MAX_CONNECTIONS:
+        raise ValueError(f"at most {MAX_CONNECTIONS} connections per call")
+    stop_at = time.monotonic() + deadline
+    sockets: list[socket.socket] = []
+    failures = 0
+    with namespace.entered():
+        for _ in range(count):
+            if failures >= give_up_after or time.monotonic() > stop_at:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.settimeout(connect_timeout)
+            try:
+                sock.connect((address, port))
+            except OSError:
+                sock.close()
+                failures += 1
+                continue
+            sockets.append(sock)
+    return sockets, failures
