@@ -80,7 +80,9 @@ def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             env.stderr.flush()
 
     with signals_unwind():  # SIGTERM/SIGHUP unwind through the teardown too
-        result = run_scenario(args.scenario, scale=args.scale, remedy=args.remedy, progress=progress)
+        result = run_scenario(
+            args.scenario, scale=args.scale, remedy=args.remedy, progress=progress
+        )
     if args.json:
         write_json(env, result.to_dict())
     else:

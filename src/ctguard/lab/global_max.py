@@ -82,10 +82,10 @@ def set_temporary_max(value: int, state_dir: Path) -> int:
     why = "lab scale; restored when the run ends"
     plan = Plan(
         "lab: temporary nf_conntrack_max and hash size",
-        [
+        (
             SetModuleParam("nf_conntrack", "hashsize", str(buckets), why=why),
             SetSysctl(MAX_SYSCTL, str(value), why=why),
-        ],
+        ),
     )
     journal = Journal(state_dir)
     with journal.locked():

@@ -10,7 +10,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from ctguard.lab.namespaces import LabNamespace
-from ctguard.parse.kernlog import LogKind, classify_message
+from ctguard.model.kernlog import LogKind
+from ctguard.parse.kernlog import classify_message
 from ctguard.parse.stat_nf_conntrack import parse_stat_nf_conntrack
 
 PROBE_PORT = 8080
@@ -99,9 +100,7 @@ class KernelLogWatch:
             self._fd = None
 
 
-def probe(
-    namespace: LabNamespace, address: str, port: int = PROBE_PORT, attempts: int = 3
-) -> int:
+def probe(namespace: LabNamespace, address: str, port: int = PROBE_PORT, attempts: int = 3) -> int:
     """TCP connections from an innocent client that succeeded (1 s each, no retry).
 
     A SYN the gateway drops is retransmitted only after 1 s, so a 1 s

@@ -45,7 +45,8 @@ def run_ctguard(args: list[str], state_dir: Path) -> RemedyRun:
             check=False,
         )
     except subprocess.TimeoutExpired as err:
-        raise CtguardError(f"`ctguard {shlex.join(args)}` took over {REMEDY_TIMEOUT:.0f} s") from err
+        command = "ctguard " + shlex.join(args)
+        raise CtguardError(f"`{command}` took over {REMEDY_TIMEOUT:.0f} s") from err
     run = RemedyRun("ctguard " + shlex.join(args), done.returncode, done.stdout + done.stderr)
     if done.returncode != 0:
         raise CtguardError(
