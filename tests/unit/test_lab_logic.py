@@ -1,0 +1,126 @@
+"""The lab's decisions that need no kernel: scale, remedy choice, rendering, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctguard.cli.env import ExitStatus
+from ctguard.errors import UsageError
+from ctguard.lab.remedy import RemedyRun
+from ctguard.lab.runner import choose_remedy, scenario_spec, table_size
+from ctguard.lab.scenario import Check, PhaseResult, ScenarioResult
+from ctguard.lab.scenarios import SCENARIOS, flows_from
+from tests.conftest import run_cli
+
+
+def test_fill_scenarios_default_to_the_real_max_and_never_exceed_it() -> None:
+    spec = scenario_spec("assured-flood")
+    assert table_size(spec, None, 262144) == (262144, 262144)
+    assert table_size(spec, 4096, 262144) == (4096, 4096)  # lowered for the run
+    with pytest.raises(UsageError, match="above this host's nf_conntrack_max"):
+        table_size(spec, 300000, 262144)
+    with pytest.raises(UsageError, match="at least"):
+        table_size(spec, 10, 262144)
+
+
+def test_connection_scenarios_scale_connections_not_the_table() -> None:
+    orphans = scenario_spec("orphans")
+    assert table_size(orphans, None, 262144) == (500, 262144)
+    with pytest.raises(UsageError, match="1..8,000 connections"):
+        table_size(orphans, 9000, 262144)
+    nat = scenario_spec("nat-gateway")
+    assert table_size(nat, None, 262144) == (2048, 2048)
+    assert table_size(nat, 100000, 262144) == (6000, 6000)  # real sockets: capped
+
+
+def test_remedies_and_names_are_checked() -> None:
+    spec = scenario_spec("udp-flood")
+    assert choose_remedy(spec, None) == "notrack"
+    assert choose_remedy(spec, "block") == "block"
+    with pytest.raises(UsageError, match="its remedies: notrack, block"):
+        choose_remedy(spec, "max")
+    with pytest.raises(UsageError, match="choose one of: assured-flood"):
+        scenario_spec("ddos")
+    assert SCENARIOS["assured-flood"].needs_global("max")
+    assert not SCENARIOS["assured-flood"].needs_global("block")
+
+
+def test_flood_flows_are_distinct_and_avoid_the_probe_port() -> None:
+    flows = list(flows_from("10.1.0.2", "10.3.0.2", 130000))
+    assert len({(f.sport, f.dport) for f in flows}) == 130000
+    assert {f.dport for f in flows} == {10000, 10001, 10002}
+    assert all(1024 <= f.sport < 65535 for f in flows)
+
+
+def phase(**changes: object) -> PhaseResult:
+    values: dict[str, object] = {
+        "count": 2048,
+        "max": 2048,
+        "drop": 7,
+        "early_drop": 0,
+        "insert_failed": 0,
+        "log_lines": 7,
+        "probes_ok": 0,
+        "probes": 3,
+        "extra": {"attacker entries": 2048},
+    }
+    values.update(changes)
+    return PhaseResult(**values)  # type: ignore[arg-type]
+
+
+def result(*checks: Check) -> ScenarioResult:
+    return ScenarioResult(
+        name="assured-flood",
+        title="Connection flood with ASSURED entries",
+        scale=2048,
+        table_max=2048,
+        max_lowered=True,
+        remedy="block",
+        before=phase(),
+        after=phase(count=3, drop=0, log_lines=None, probes_ok=3, extra={"attacker entries": 0}),
+        remedies=[RemedyRun("ctguard block 10.1.0.2 --netns gw --yes", 0, "blocked")],
+        checks=list(checks),
+        notes=["nf_conntrack_max was 2,048 during the run"],
+    )
+
+
+def test_text_report_shows_before_and_after_side_by_side() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ctguard.render.lab_text import render_lab_result
+
+    out = StringIO()
+    console = Console(file=out, width=120, no_color=True, highlight=False)
+    render_lab_result(console, result(Check("no drops after the remedy", True, "drop +0")))
+    text = out.getvalue()
+    assert "drop" in text and "+7" in text and "+0" in text
+    assert "innocent probe connected" in text and "0/3" in text and "3/3" in text
+    assert "n/a" in text  # no kernel log in the after phase
+    assert "remedy: ctguard block 10.1.0.2 --netns gw --yes" in text
+    assert "ok   no drops after the remedy" in text
+    assert "every expected behaviour was measured" in text
+
+
+def test_a_failed_check_fails_the_result() -> None:
+    good, bad = Check("a", True, "x"), Check("b", False, "y")
+    assert result(good).passed and not result(good, bad).passed
+    data = result(good, bad).to_dict()
+    assert data["passed"] is False and data["before"]["drop"] == 7
+    assert data["after"]["log_lines"] is None
+
+
+def test_lab_needs_root_but_list_does_not() -> None:
+    refused = run_cli("lab", "run", "syn-flood", euid=1000)
+    assert refused.status == ExitStatus.UNKNOWN
+    assert "needs root" in refused.stderr
+    assert run_cli("lab", "clean", euid=1000).status == ExitStatus.UNKNOWN
+    listed = run_cli("lab", "list", euid=1000)
+    assert listed.status == ExitStatus.OK
+    assert all(name in listed.stdout for name in SCENARIOS)
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    bad = run_cli("lab", "run", "nope")
+    assert bad.status == ExitStatus.USAGE and "choose one of" in bad.stderr
