@@ -32,7 +32,9 @@ HASH_PATH = Path("/sys/module/nf_conntrack/parameters/hashsize")
 
 def lab_namespaces() -> list[str]:
     netns = Path("/run/netns")
-    return sorted(p.name for p in netns.iterdir() if p.name.startswith("ctg-")) if netns.is_dir() else []
+    if not netns.is_dir():
+        return []
+    return sorted(p.name for p in netns.iterdir() if p.name.startswith("ctg-"))
 
 
 @pytest.fixture
@@ -107,10 +109,8 @@ def test_udp_flood_to_53(host_globals, remedy: str) -> None:
 
 
 def test_orphans_from_after_the_change_expire() -> None:
-    if global_change_refusal() is None:
-        before = current_max()
-    else:
-        before = None  # this scenario never touches a global value
+    # This scenario never touches a global value.
+    before = current_max() if global_change_refusal() is None else None
     data = run_lab("orphans", "--scale", "60")
     assert data["max_lowered"] is False
     assert data["before"]["extra"]["orphans from before the change"] == 60

@@ -26,7 +26,7 @@ def test_fill_scenarios_default_to_the_real_max_and_never_exceed_it() -> None:
 def test_connection_scenarios_scale_connections_not_the_table() -> None:
     orphans = scenario_spec("orphans")
     assert table_size(orphans, None, 262144) == (500, 262144)
-    with pytest.raises(UsageError, match="1..8,000 connections"):
+    with pytest.raises(UsageError, match=r"1\.\.8,000 connections"):
         table_size(orphans, 9000, 262144)
     nat = scenario_spec("nat-gateway")
     assert table_size(nat, None, 262144) == (2048, 2048)
