@@ -51,3 +51,11 @@ class ParseError(CtguardError):
 
 class UsageError(CtguardError):
     """The command line asks for something impossible or contradictory."""
+
+
+class ChangeFailed(CtguardError):
+    """A change was attempted and rolled back (exit status 4)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP arrived mid-change: unwind through the rollback."""

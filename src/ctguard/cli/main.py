@@ -14,8 +14,7 @@ if TYPE_CHECKING:
 
 from ctguard import __version__
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.effects.executor import ChangeFailed, Terminated
-from ctguard.errors import AccessDenied, CtguardError, UsageError
+from ctguard.errors import AccessDenied, ChangeFailed, CtguardError, Terminated, UsageError
 
 # command name -> module under ctguard.cli; each module has add_parser() and run().
 COMMANDS = {
@@ -62,7 +61,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, hint=f"see `{self.prog} --help`")
 
 
-def build_parser(env: Environment) -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the top level has no valued options)."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def build_parser(env: Environment, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's (its module alone is imported,
+    which keeps `ctguard status` from importing every other command)."""
     _Parser.env = env
     parser = _Parser(
         prog="ctguard",
@@ -71,9 +78,9 @@ def build_parser(env: Environment) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ctguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name in COMMANDS.values():
-        module = importlib.import_module(f"ctguard.cli.{module_name}")
-        module.add_parser(sub)
+    for name, module_name in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(f"ctguard.cli.{module_name}").add_parser(sub)
     return parser
 
 
@@ -81,7 +88,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
     env = env or Environment()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser(env)
+        parser = build_parser(env, chosen_command(argv))
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help(env.stdout)
@@ -97,7 +104,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
         env.stderr.write(f"ctguard: {err.message}\n")
         return ExitStatus.CHANGE_FAILED
     except Terminated as err:
-        env.stderr.write(f"ctguard: stopped by {err}; the change was rolled back\n")
+        env.stderr.write(f"ctguard: stopped by {err}; what it had changed was put back\n")
         return ExitStatus.INTERRUPTED
     except AccessDenied as err:
         env.stderr.write(f"ctguard: {err.message}\n")

@@ -27,16 +27,8 @@ from ctguard.effects.slots import (
     wanted_value,
     write_slot,
 )
-from ctguard.errors import CtguardError
+from ctguard.errors import ChangeFailed, CtguardError, Terminated
 from ctguard.plan.actions import LoadNftables, Plan
-
-
-class ChangeFailed(CtguardError):
-    """A change was attempted and rolled back (exit status 4)."""
-
-
-class Terminated(BaseException):
-    """SIGTERM/SIGHUP arrived mid-change: unwind through the rollback."""
 
 
 @contextmanager
