@@ -124,3 +124,25 @@ def test_lab_needs_root_but_list_does_not() -> None:
 def test_unknown_scenario_is_a_usage_error() -> None:
     bad = run_cli("lab", "run", "nope")
     assert bad.status == ExitStatus.USAGE and "choose one of" in bad.stderr
+
+
+def test_a_busy_host_table_refuses_a_lowered_max_before_anything_is_built(monkeypatch) -> None:
+    import ctguard.lab.global_max as global_max
+    import ctguard.lab.runner as runner
+    from ctguard.errors import CtguardError
+
+    monkeypatch.setattr(runner, "lab_preflight", lambda: None)
+    monkeypatch.setattr(runner, "clean_leftovers", lambda: [])
+    monkeypatch.setattr(runner, "current_max", lambda: 262144)
+    monkeypatch.setattr(global_max, "in_init_netns", lambda: True)
+    monkeypatch.setattr(global_max, "host_table_count", lambda: 1234)
+    monkeypatch.setattr(runner, "global_change_refusal", global_max.global_change_refusal)
+
+    def no_lab(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a lab was built")
+
+    monkeypatch.setattr(runner, "Lab", no_lab)
+    with pytest.raises(CtguardError, match="host's own table is in use \\(1,234 entries\\)"):
+        runner.run_scenario("syn-flood", scale=2048)
+    with pytest.raises(CtguardError, match="remedy 'max' raises the global"):
+        runner.run_scenario("assured-flood", remedy="max")
