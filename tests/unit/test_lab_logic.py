@@ -78,7 +78,7 @@ def result(*checks: Check) -> ScenarioResult:
         remedy="block",
         before=phase(),
         after=phase(count=3, drop=0, log_lines=None, probes_ok=3, extra={"attacker entries": 0}),
-        remedies=[RemedyRun("ctguard block 10.1.0.2 --netns gw --yes", 0, "blocked")],
+        remedies=[RemedyRun("ctguard block 10.1.0.2 --netns gw --yes", 0, "blocked", "")],
         checks=list(checks),
         notes=["nf_conntrack_max was 2,048 during the run"],
     )

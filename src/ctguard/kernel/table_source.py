@@ -40,7 +40,6 @@ from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec, TableScanner, 
 
 CHUNK_BYTES = 4 << 20
 LIVE_READ_BYTES = 1 << 20
-SCAN_SWITCH_INTERVAL = 0.0002  # seconds
 F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20
 MAX_LINE_BYTES = 64 << 10
@@ -157,32 +156,35 @@ def _procfs_through_cat(source: TableSource, stack: ExitStack) -> IO[bytes]:
     return proc.stdout
 
 
-def _check_cat(proc: subprocess.Popen[bytes], errors: IO[bytes], source: TableSource) -> None:
-    if proc.poll() is None:  # stopped early (a sample, or an exception)
+def _child_failure(proc: subprocess.Popen[bytes], errors: IO[bytes]) -> list[str] | None:
+    """After reading: None when the child succeeded (or was stopped early on
+    purpose: a sample, an exception), else its stderr lines.  A reader's own
+    failure is an error, never an empty table."""
+    if proc.poll() is None:
         proc.kill()
     if proc.wait() in (0, -9):
-        return
+        return None
     errors.seek(0)
-    message = errors.read().decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
-    if "denied" in message:
+    text = errors.read().decode("utf-8", "replace")
+    return [line for line in text.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+
+
+def _check_cat(proc: subprocess.Popen[bytes], errors: IO[bytes], source: TableSource) -> None:
+    lines = _child_failure(proc, errors)
+    if lines is None:
+        return
+    if any("denied" in line for line in lines):
         raise AccessDenied(
             "may not read the conntrack table", where=str(source.path), hint="run as root"
         )
-    raise SourceMissing(f"cannot read the conntrack table: {message}", where=str(source.path))
+    raise SourceMissing(f"cannot read the conntrack table: {lines[0]}", where=str(source.path))
 
 
 def _check_tool(proc: subprocess.Popen[bytes], errors: IO[bytes], label: str) -> None:
-    """After reading: the tool's own failure (not root, no module) is an error, not 0 entries."""
-    if proc.poll() is None:  # stopped early (an exception): do not wait for the rest
-        proc.kill()
-    if proc.wait() in (0, -9):
+    lines = _child_failure(proc, errors)
+    if lines is None:
         return
-    errors.seek(0)
-    lines = [
-        line
-        for line in errors.read().decode("utf-8", "replace").splitlines()
-        if "flow entries have been shown" not in line and line.strip()
-    ]
+    lines = [line for line in lines if "flow entries have been shown" not in line]
     raise AccessDenied(
         f"`conntrack -L` failed: {lines[0] if lines else f'exit status {proc.returncode}'}",
         where=label,
@@ -272,11 +274,6 @@ def iter_chunks_ahead(
             slots.put(err)
 
     thread = threading.Thread(target=reader, name="ctguard-table-reader", daemon=True)
-    # The reader needs the GIL back after every read(); with the default 5 ms
-    # switch interval the parser would hold it that long each time and the
-    # kernel (which prints the live table only while read() runs) would idle.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SCAN_SWITCH_INTERVAL))
     thread.start()
     try:
         while True:
@@ -288,7 +285,6 @@ def iter_chunks_ahead(
             yield item
     finally:
         stop.set()
-        sys.setswitchinterval(interval)
 
 
 def _scan_range(path: str, start: int, end: int, spec: ScanSpec) -> ScanResult:

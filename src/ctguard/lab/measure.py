@@ -7,6 +7,7 @@ import os
 import select
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from ctguard.lab.namespaces import LabNamespace
@@ -127,15 +128,23 @@ def table_lines(namespace: LabNamespace) -> list[str]:
         return handle.readlines()
 
 
-def entries_from(namespace: LabNamespace, source: str, *, dport: int | None = None) -> int:
-    """Entries whose original source is ``source`` (and destination port ``dport``)."""
+def lines_from(namespace: LabNamespace, source: str) -> Iterator[str]:
+    """Entries whose original source (the first ``src=``) is ``source``."""
     needle = f" src={source} "
-    port = f" dport={dport} " if dport is not None else ""
-    count = 0
     for line in table_lines(namespace):
         first = line.find(" src=")
-        if first < 0 or not line.startswith(needle, first):
-            continue
+        if first >= 0 and line.startswith(needle, first):
+            yield line
+
+
+def entries_from(namespace: LabNamespace, source: str, *, dport: int | None = None) -> int:
+    """Entries from ``source`` (and to destination port ``dport``, original direction)."""
+    if dport is None:
+        return sum(1 for _ in lines_from(namespace, source))
+    port = f" dport={dport} "
+    count = 0
+    for line in lines_from(namespace, source):
+        first = line.find(" src=")
         reply = line.find(" src=", first + 5)
         if port in line[first : reply if reply > 0 else len(line)]:
             count += 1
@@ -144,12 +153,5 @@ def entries_from(namespace: LabNamespace, source: str, *, dport: int | None = No
 
 def timers_from(namespace: LabNamespace, source: str) -> list[int]:
     """Seconds left on each entry from ``source`` (the procfs timeout column)."""
-    needle = f" src={source} "
-    timers = []
-    for line in table_lines(namespace):
-        first = line.find(" src=")
-        if first >= 0 and line.startswith(needle, first):
-            fields = line.split()
-            if len(fields) > 4 and fields[4].isdigit():
-                timers.append(int(fields[4]))
-    return timers
+    fields = (line.split() for line in lines_from(namespace, source))
+    return [int(f[4]) for f in fields if len(f) > 4 and f[4].isdigit()]

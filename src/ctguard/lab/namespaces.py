@@ -178,11 +178,12 @@ class Lab:
             except CtguardError as err:
                 errors.append(str(err))
         self.namespaces.clear()
-        if not errors:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-            self.journal.unlink(missing_ok=True)
-        if errors:
-            raise CtguardError("lab cleanup failed: " + "; ".join(errors))
+        if errors:  # the journal stays, so `ctguard lab clean` can finish the job
+            raise CtguardError(
+                "lab cleanup failed: " + "; ".join(errors), hint="run `ctguard lab clean`"
+            )
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.journal.unlink(missing_ok=True)
 
     def __enter__(self) -> Lab:
         return self

@@ -24,7 +24,12 @@ REMEDY_TIMEOUT = 120.0
 class RemedyRun:
     command: str  # as the operator would type it
     status: int
-    output: str
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
     def to_dict(self) -> dict[str, object]:
         return {"command": self.command, "status": self.status, "output": self.output}
@@ -47,7 +52,7 @@ def run_ctguard(args: list[str], state_dir: Path) -> RemedyRun:
     except subprocess.TimeoutExpired as err:
         command = "ctguard " + shlex.join(args)
         raise CtguardError(f"`{command}` took over {REMEDY_TIMEOUT:.0f} s") from err
-    run = RemedyRun("ctguard " + shlex.join(args), done.returncode, done.stdout + done.stderr)
+    run = RemedyRun("ctguard " + shlex.join(args), done.returncode, done.stdout, done.stderr)
     if done.returncode != 0:
         raise CtguardError(
             f"the remedy `{run.command}` failed (exit {done.returncode})",

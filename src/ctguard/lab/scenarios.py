@@ -8,6 +8,7 @@ measured, never what was expected.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ class ScenarioSpec:
 
     def needs_global(self, remedy: str) -> bool:
         """Whether the remedy itself changes a global value (nf_conntrack_max)."""
-        return remedy == "max" or remedy == "sizing"
+        return remedy in ("max", "sizing")
 
 
 def flows_from(source: str, server: str, count: int, **kind: object) -> Iterator[Flow]:
@@ -334,7 +335,7 @@ def nat_gateway(run: Run) -> tuple[PhaseResult, PhaseResult, list[Check]]:
 
         before = run.measure(clients_connect(run.table_max + run.table_max // 8))
         advice = run.ctguard("advise", "--json", "--no-table")
-        recommended = _recommended_max(advice.output)
+        recommended = int(json.loads(advice.stdout)["sizing"]["recommended_max"])
         run.ctguard("apply", "--max", str(recommended), "--runtime-only", "--yes")
         after = run.measure(clients_connect(run.table_max // 4))
     finally:
@@ -360,13 +361,6 @@ def nat_gateway(run: Run) -> tuple[PhaseResult, PhaseResult, list[Check]]:
         _probes("the innocent client connects", after, succeed=True),
     ]
     return before, after, checks
-
-
-def _recommended_max(advise_json: str) -> int:
-    import json
-
-    data = json.loads(advise_json[advise_json.index("{") :])
-    return int(data["sizing"]["recommended_max"])
 
 
 SCENARIOS: dict[str, ScenarioSpec] = {
