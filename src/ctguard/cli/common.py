@@ -11,7 +11,6 @@ import argparse
 import atexit
 import json
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ def open_root(spec: str | None) -> KernelRoot:
             )
         return KernelRoot.from_bundle(path)
     if path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
+        import tarfile  # only for packed bundles
+
         target = Path(tempfile.mkdtemp(prefix="ctguard-bundle-"))
         atexit.register(shutil.rmtree, target, True)
         try:
@@ -87,6 +88,25 @@ def resolve_netns_option(root: KernelRoot, spec: str | None) -> NetnsRef | None:
 def write_json(env: Environment, payload: Any) -> None:
     json.dump(payload, env.stdout, indent=2, sort_keys=False, default=str)
     env.stdout.write("\n")
+
+
+def preload_renderer(module: str, source_kind: str) -> None:
+    """Import a text renderer (and rich) in a background thread while a live
+    table is read.
+
+    The kernel prints the live table at its own pace and the parser waits on
+    it part of the time; importing the renderer then, instead of after the
+    scan, takes it off the critical path.  Only for live sources: a file scan
+    may fork workers, and a fork must not happen halfway through an import.
+    """
+    if not source_kind.startswith("live"):
+        return
+    import importlib
+    import threading
+
+    threading.Thread(
+        target=importlib.import_module, args=(module,), name="ctguard-preload", daemon=True
+    ).start()
 
 
 def make_console(env: Environment) -> Any:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ctguard.analyze.table_top import BASE_DIMENSIONS, build_top, parse_dimensions, top_scan_spec
-from ctguard.cli.common import make_console, write_json
+from ctguard.cli.common import make_console, preload_renderer, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.table_options import (
     add_filter_options,
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     dims = parse_dimensions(args.by)
     table_filter = table_filter_from(args)
     source = table_source_from(args, env)
+    if not (args.json or getattr(args, "csv", False)):
+        preload_renderer("ctguard.render.top_text", source.kind)
     scan = scan_table(source, top_scan_spec(dims, table_filter), workers=args.workers)
     check_strict(args, scan, source)
     result = build_top(source.label, scan, dims, table_filter, args.limit)

@@ -10,7 +10,6 @@ returns in one ``with`` block, and reads proc's net files through
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import re
 import threading
@@ -31,7 +30,9 @@ _lock = threading.Lock()
 def _setns(fd: int) -> None:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the running interpreter's own symbols include libc's (no `ldconfig -p`
+        # child, which ctypes.util.find_library would run on every start)
+        _libc = ctypes.CDLL(None, use_errno=True)
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         if code == 1:  # EPERM

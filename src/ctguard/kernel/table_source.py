@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +362,8 @@ def scan_table(
 
 
 def _scan_file_parallel(path: Path, size: int, spec: ScanSpec, count: int) -> ScanResult:
-    import multiprocessing
+    import multiprocessing  # only here: a parallel scan is the one user
+    from concurrent.futures import ProcessPoolExecutor
 
     bounds = [size * i // count for i in range(count + 1)]
     context = multiprocessing.get_context("fork")
