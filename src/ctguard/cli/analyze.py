@@ -52,7 +52,7 @@ def source_args(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     source = table_source_from(args, env)
-    if not (args.json or getattr(args, "csv", False)):
+    if not args.json:
         preload_renderer("ctguard.render.analyze_text", source.kind)
     scan = scan_table(source, ANALYZE_SPEC, workers=args.workers)
     check_strict(args, scan, source)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     dims = parse_dimensions(args.by)
     table_filter = table_filter_from(args)
     source = table_source_from(args, env)
-    if not (args.json or getattr(args, "csv", False)):
+    if not (args.json or args.csv):
         preload_renderer("ctguard.render.top_text", source.kind)
     scan = scan_table(source, top_scan_spec(dims, table_filter), workers=args.workers)
     check_strict(args, scan, source)
