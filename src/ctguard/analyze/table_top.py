@@ -301,6 +301,41 @@ def dimension_value(dim: Dimension, row: dict[str, Any]) -> Any:
     return value
 
 
+def dimension_reader(dim: Dimension, columns: Sequence[str]) -> Callable[[tuple[Any, ...]], Any]:
+    """The value of ``dim`` straight from a raw key of ``columns`` (no row dict):
+    what :func:`dimension_value` gives for the decoded row, at a fraction of the cost."""
+    index = {name: i for i, name in enumerate(columns)}
+    if dim.base == "flags":
+        unreplied, status = index["unreplied"], index["status"]
+        return lambda key: flags_label(key[unreplied], key[status])
+    at = index[dim.columns[0]]
+    decode = _DECODERS[dim.columns[0]]
+    v4_len, v6_len = dim.v4_len, dim.v6_len
+    if v4_len is not None and v6_len is not None:
+        return lambda key: subnet_of(decode(key[at]), v4_len, v6_len) if key[at] else None
+    if dim.base in ("zone", "mark"):
+        return lambda key: decode(key[at]) or 0
+    return lambda key: decode(key[at])
+
+
+def group_counts(
+    columns: Sequence[str], counts: Counter[Any], dims: Sequence[Dimension]
+) -> Counter[tuple[Any, ...]]:
+    """Fold a tally's raw keys into groups (no filter: every key counts)."""
+    readers = [dimension_reader(dim, columns) for dim in dims]
+    groups: Counter[tuple[Any, ...]] = Counter()
+    single = len(columns) == 1  # such tallies are keyed by the bare value
+    if len(readers) == 1:
+        read = readers[0]
+        for key, count in counts.items():
+            groups[(read((key,) if single else key),)] += count
+        return groups
+    for key, count in counts.items():
+        values = (key,) if single else key
+        groups[tuple(read(values) for read in readers)] += count
+    return groups
+
+
 @dataclass
 class TopResult:
     """What ``ctguard top`` prints."""
@@ -326,23 +361,14 @@ def build_top(
     limit: int,
 ) -> TopResult:
     spec = scan.spec
-    checks = table_filter.predicates()
-    groups: Counter[tuple[Any, ...]] = Counter()
+    filtered = table_filter.active
     totals: dict[str, Counter[Any]] = {name: Counter() for name in TOTAL_DIMS}
     main_key = spec.tallies[0]
     tally = scan.tallies[main_key]
-    decoder = RowDecoder(main_key)
-    matched = 0
-    for key, count in tally.counts.items():
-        row = decoder.decode(key)
-        if checks and not all(check(row) for check in checks):
-            continue
-        matched += count
-        groups[tuple(dimension_value(d, row) for d in dims)] += count
-        if table_filter.active:
-            totals["proto"][row["proto"]] += count
-            totals["state"][row["state"] or "-"] += count
-    if not table_filter.active:
+    if filtered:
+        groups, matched = _filtered_groups(main_key, tally.counts, dims, table_filter, totals)
+    else:
+        groups = group_counts(main_key, tally.counts, dims)
         matched = scan.entries
         totals_decoder = RowDecoder(TOTAL_DIMS)
         for key, count in scan.tallies[TOTAL_DIMS].counts.items():
@@ -366,6 +392,30 @@ def build_top(
         max_error=tally.max_error,
         filters=table_filter.describe(),
     )
+
+
+def _filtered_groups(
+    columns: Sequence[str],
+    counts: Counter[Any],
+    dims: Sequence[Dimension],
+    table_filter: TableFilter,
+    totals: dict[str, Counter[Any]],
+) -> tuple[Counter[tuple[Any, ...]], int]:
+    """Groups of the keys the filter keeps, and how many entries they hold;
+    the totals are counted over the kept keys too."""
+    checks = table_filter.predicates()
+    groups: Counter[tuple[Any, ...]] = Counter()
+    decoder = RowDecoder(columns)
+    matched = 0
+    for key, count in counts.items():
+        row = decoder.decode(key)
+        if not all(check(row) for check in checks):
+            continue
+        matched += count
+        groups[tuple(dimension_value(d, row) for d in dims)] += count
+        totals["proto"][row["proto"]] += count
+        totals["state"][row["state"] or "-"] += count
+    return groups, matched
 
 
 def rank(groups: Counter[Any], limit: int) -> list[tuple[Any, int]]:
