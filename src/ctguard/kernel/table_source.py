@@ -18,8 +18,10 @@ import fcntl
 import gzip
 import io
 import os
+import pickle
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -337,6 +339,19 @@ def scan_table(
     ``sample_bytes`` reads only the start of the source (the live table is
     printed in hash order, so its start is a fair sample of its content).
     """
+    try:
+        return _scan_source(source, spec, workers, sample_bytes)
+    except (gzip.BadGzipFile, EOFError, OSError) as err:
+        raise ParseError(
+            f"cannot read the table: {err}",
+            where=source.label,
+            hint="a file: check it is complete (gzip: not truncated); the live table: retry",
+        ) from err
+
+
+def _scan_source(
+    source: TableSource, spec: ScanSpec, workers: int | None, sample_bytes: int | None
+) -> ScanResult:
     if (
         sample_bytes is None
         and source.kind == "file"
@@ -349,31 +364,78 @@ def scan_table(
             return _scan_file_parallel(source.path, size, spec, count)
     with ExitStack() as stack:
         stream = open_table_stream(source, stack)
-        try:
-            chunk = CHUNK_BYTES if source.kind != "live-procfs" else LIVE_READ_BYTES
-            chunks = iter_chunks_ahead(stream, chunk, sample_bytes)
-            return TableScanner(spec).feed_all(chunks)
-        except (gzip.BadGzipFile, EOFError, OSError) as err:
-            raise ParseError(
-                f"cannot read the table: {err}",
-                where=source.label,
-                hint="a file: check it is complete (gzip: not truncated); the live table: retry",
-            ) from err
+        chunk = CHUNK_BYTES if source.kind != "live-procfs" else LIVE_READ_BYTES
+        return TableScanner(spec).feed_all(iter_chunks_ahead(stream, chunk, sample_bytes))
 
 
 def _scan_file_parallel(path: Path, size: int, spec: ScanSpec, count: int) -> ScanResult:
-    import multiprocessing  # only here: a parallel scan is the one user
-    from concurrent.futures import ProcessPoolExecutor
-
+    """Scan ``count`` byte ranges at once: this process takes the first, a
+    forked child each other one (no pool: its threads and queues cost more
+    than they give for a handful of long tasks).  Each child sends its result
+    back pickled through a pipe; a child's exception is raised here."""
     bounds = [size * i // count for i in range(count + 1)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-        futures = [
-            pool.submit(_scan_range, str(path), bounds[i], bounds[i + 1], spec)
-            for i in range(count)
-        ]
-        parts = [future.result() for future in futures]
-    total = parts[0]
-    for part in parts[1:]:
-        total.merge(part)
-    return total
+    children: list[tuple[int, int]] = []
+    try:
+        for i in range(1, count):
+            children.append(_fork_range_scan(str(path), bounds[i], bounds[i + 1], spec))
+        total = _scan_range(str(path), bounds[0], bounds[1], spec)
+        while children:
+            pid, read_fd = children.pop(0)
+            total.merge(_child_result(pid, read_fd))
+        return total
+    finally:
+        for pid, read_fd in children:  # only after an error: stop the rest
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.close(read_fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _fork_range_scan(path: str, start: int, end: int, spec: ScanSpec) -> tuple[int, int]:
+    """A child scanning one range; returns (pid, the pipe its result comes through)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    code = 1
+    try:  # the child: never returns
+        os.close(read_fd)
+        try:
+            reply: tuple[str, object] = ("ok", _scan_range(path, start, end, spec))
+        except BaseException as err:  # handed to the parent, which raises it
+            reply = ("error", err)
+        try:
+            payload = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an exception that cannot be pickled
+            payload = pickle.dumps(("error", RuntimeError(repr(reply[1]))))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _child_result(pid: int, read_fd: int) -> ScanResult:
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not payload:
+        raise ParseError(
+            f"a table-scanning child process died ({_wait_text(status)})",
+            hint="retry; if it persists, scan with one process: cat FILE | ctguard ... -",
+        )
+    kind, value = pickle.loads(payload)
+    if kind == "error":
+        assert isinstance(value, BaseException)
+        raise value
+    assert isinstance(value, ScanResult)
+    return value
+
+
+def _wait_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
