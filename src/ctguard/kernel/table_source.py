@@ -39,7 +39,7 @@ from ctguard.model.snapshot import NetnsRef
 from ctguard.parse.conntrack_table import SUMMARY_MARK
 from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec, TableScanner, split_summaries
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 256 << 10  # fits in a core's cache: faster than larger, and less memory
 LIVE_READ_BYTES = 1 << 20
 F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20
