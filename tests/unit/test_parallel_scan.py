@@ -53,6 +53,7 @@ def test_a_child_exception_is_raised_here(
     _in_children(fail, monkeypatch)
     with pytest.raises(ParseError, match=r"cannot read the table: .*Input/output error"):
         scan_table(dump, SPEC, workers=3)
+    _assert_no_child_left()
 
 
 def test_a_killed_child_is_an_error_not_a_short_count(
@@ -61,3 +62,9 @@ def test_a_killed_child_is_an_error_not_a_short_count(
     _in_children(lambda: os.kill(os.getpid(), signal.SIGKILL), monkeypatch)
     with pytest.raises(ParseError, match="killed by signal 9"):
         scan_table(dump, SPEC, workers=2)
+    _assert_no_child_left()
+
+
+def _assert_no_child_left() -> None:
+    with pytest.raises(ChildProcessError):  # every child was waited for: no zombie
+        os.waitpid(-1, os.WNOHANG)

@@ -381,7 +381,7 @@ def _scan_file_parallel(path: Path, size: int, spec: ScanSpec, count: int) -> Sc
         total = _scan_range(str(path), bounds[0], bounds[1], spec)
         while children:
             pid, read_fd = children.pop(0)
-            total.merge(_child_result(pid, read_fd))
+            _merge_child_result(total, pid, read_fd)
         return total
     finally:
         for pid, read_fd in children:  # only after an error: stop the rest
@@ -403,36 +403,56 @@ def _fork_range_scan(path: str, start: int, end: int, spec: ScanSpec) -> tuple[i
     code = 1
     try:  # the child: never returns
         os.close(read_fd)
-        try:
-            reply: tuple[str, object] = ("ok", _scan_range(path, start, end, spec))
-        except BaseException as err:  # handed to the parent, which raises it
-            reply = ("error", err)
-        try:
-            payload = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an exception that cannot be pickled
-            payload = pickle.dumps(("error", RuntimeError(repr(reply[1]))))
         with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(payload)
+            _send_range_scan(pipe, path, start, end, spec)
         code = 0
     finally:
         os._exit(code)
 
 
-def _child_result(pid: int, read_fd: int) -> ScanResult:
-    with os.fdopen(read_fd, "rb") as pipe:
-        payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not payload:
+def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: ScanSpec) -> None:
+    """The child's reply: ("ok", the result without its tallies, how many
+    follow), then one (key, tally) per pickle, so the parent never holds
+    more than one of them besides its own; or ("error", the exception)."""
+    try:
+        result = _scan_range(path, start, end, spec)
+    except BaseException as err:  # handed to the parent, which raises it
+        try:
+            payload = pickle.dumps(("error", err), pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an exception that cannot be pickled
+            payload = pickle.dumps(("error", RuntimeError(repr(err))))
+        pipe.write(payload)
+        return
+    tallies, result.tallies = result.tallies, {}
+    pickle.dump(("ok", result, len(tallies)), pipe, pickle.HIGHEST_PROTOCOL)
+    for item in tallies.items():
+        pickle.dump(item, pipe, pickle.HIGHEST_PROTOCOL)
+
+
+def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
+    """Merge a child's reply into ``total`` as it arrives (see ``_send_range_scan``)."""
+    died = False
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            try:
+                kind, value, *rest = pickle.load(pipe)
+                if kind == "error":
+                    assert isinstance(value, BaseException)
+                    raise value
+                assert isinstance(value, ScanResult)
+                total.merge(value)
+                for _ in range(rest[0]):
+                    key, tally = pickle.load(pipe)
+                    total.merge_tally(key, tally)
+            except EOFError:
+                died = True
+    finally:  # the child exits once its pipe is read or closed
+        _, status = os.waitpid(pid, 0)
+    if died:
         raise ParseError(
             f"a table-scanning child process died ({_wait_text(status)})",
             hint="retry; if it persists, scan with one process: cat FILE | ctguard ... -",
         )
-    kind, value = pickle.loads(payload)
-    if kind == "error":
-        assert isinstance(value, BaseException)
-        raise value
-    assert isinstance(value, ScanResult)
-    return value
 
 
 def _wait_text(status: int) -> str:

@@ -148,8 +148,12 @@ class ScanResult:
         self.blank += other.blank
         self.declared += other.declared
         for key, tally in other.tallies.items():
-            mine = self.tallies.setdefault(key, Tally(by_first=tally.by_first))
-            mine.merge(tally, self.spec.key_cap)
+            self.merge_tally(key, tally)
+
+    def merge_tally(self, key: tuple[str, ...], tally: Tally) -> None:
+        """Add one tally of a later part (lets a part arrive a tally at a time)."""
+        mine = self.tallies.setdefault(key, Tally(by_first=tally.by_first))
+        mine.merge(tally, self.spec.key_cap)
 
 
 class TableScanner:
