@@ -27,18 +27,20 @@ COLUMNS = tuple(
 )
 T_DST = ("dst",)
 T_SRC_CLASS = ("proto", "state", "src", "unreplied")
-T_PORT_CLASS = ("proto", "state", "dport", "unreplied", "status")
-T_CLASS = ("proto", "timeout", "state", "unreplied", "nat", "status")
+T_PORT_CLASS = ("proto", "state", "dport", "unreplied", "nat", "status")
+T_TIMEOUT = ("proto", "timeout", "state", "status")
 T_SRC_DPORT = ("src", "dport")
 
-# Seven tallies share one budget of distinct keys (memory stays bounded
+# Each tally keeps at most ``key_cap`` distinct keys (memory stays bounded
 # whatever the dump size); past it a tally keeps its heaviest keys and the
-# result says it is approximate.  The (src, dport) pairs are pruned by
-# source, keeping the sources with the most distinct ports (the scanners).
+# result says it is approximate.  Only the per-source tallies and the
+# timeouts can grow that large; the totals come from T_PORT_CLASS, which
+# cannot in practice.  The (src, dport) pairs are pruned by source, keeping
+# the sources with the most distinct ports (the scanners).
 ANALYZE_SPEC = ScanSpec(
     columns=COLUMNS,
-    tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_CLASS, T_SRC_DPORT),
-    key_cap=80_000,
+    tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_TIMEOUT, T_SRC_DPORT),
+    key_cap=50_000,
     distinct_tallies=(T_SRC_DPORT,),
 )
 
@@ -134,13 +136,26 @@ def build_profile(
     dports: Counter[tuple[str, int | None]] = Counter()
     syn_dport: Counter[int | None] = Counter()
     udp_dport: Counter[int | None] = Counter()
-    for (proto, state, dport, unreplied, _status), count in t[T_PORT_CLASS].items():
+    # protocols x states x ports x flags: a tally small enough never to be
+    # pruned in practice, so every total comes from it, exact
+    for (proto, state, dport, unreplied, nat, status), count in t[T_PORT_CLASS].items():
         port = _port(dport)
-        dports[(_text(proto), port)] += count
-        if proto == b"tcp" and unreplied and _text(state) in SYN_STATES:
+        name, state_name = _text(proto), _text(state)
+        dports[(name, port)] += count
+        profile.by_proto[name] += count
+        profile.by_state[state_name] += count
+        flag = status.decode() if status else ("UNREPLIED" if unreplied else "none")
+        profile.by_flags[flag] += count
+        if status == b"ASSURED":
+            profile.assured += count
+        if nat:
+            profile.nat += count
+        if name == "tcp" and unreplied and state_name in SYN_STATES:
             syn_dport[port] += count
-        if proto == b"udp" and unreplied:
+            profile.syn_unreplied += count
+        if name == "udp" and unreplied:
             udp_dport[port] += count
+            profile.udp_unreplied += count
     profile.by_dport = rank(dports, TOP)
     profile.syn_by_dport = rank(syn_dport, 3)
     profile.udp_unreplied_by_dport = rank(udp_dport, 3)
@@ -156,8 +171,6 @@ def build_profile(
             udp_src[src] += count
     profile.syn_by_src = _ranked_addresses(syn_src)
     profile.udp_unreplied_by_src = _ranked_addresses(udp_src)
-    profile.syn_unreplied = sum(syn_src.values())
-    profile.udp_unreplied = sum(udp_src.values())
 
     ports: defaultdict[bytes, int] = defaultdict(int)
     for src, _dport in t[T_SRC_DPORT]:
@@ -168,18 +181,8 @@ def build_profile(
     profile.ports_per_src = rank(distinct, TOP)
 
     remaining: Counter[int] = Counter()
-    for (proto, timeout, state, unreplied, nat, status), count in t[T_CLASS].items():
-        name = _text(proto)
-        state_name = _text(state)
-        profile.by_proto[name] += count
-        profile.by_state[state_name] += count
-        flag = status.decode() if status else ("UNREPLIED" if unreplied else "none")
-        profile.by_flags[flag] += count
-        if status == b"ASSURED":
-            profile.assured += count
-        if nat:
-            profile.nat += count
-        if name == "tcp" and state_name == "ESTABLISHED" and status == b"ASSURED" and timeout:
+    for (proto, timeout, state, status), count in t[T_TIMEOUT].items():
+        if proto == b"tcp" and state == b"ESTABLISHED" and status == b"ASSURED" and timeout:
             remaining[int(timeout)] += count
     _profile_established(profile, remaining, established_timeout)
     return profile

@@ -174,8 +174,8 @@ def classify_rejected_line(line: bytes) -> str:
 
 # --- the fast path ---------------------------------------------------------
 
-# Columns a scan can capture, in line order.  "nat" is a one-byte flag
-# (non-empty when the reply tuple is not the mirror of the original one).
+# Columns a scan can capture, in line order.  "nat" is a flag: b"s" when the
+# reply tuple is not the mirror of the original one (NAT), else b"".
 COLUMNS = (
     "proto",
     "timeout",
@@ -242,10 +242,13 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
             rb"(?:zone-orig=\d+ )?(?:packets=\d+ bytes=\d+ )?",
         ]
     if last > COLUMNS.index("dport"):
-        parts += [_cap("unreplied", rb"\[UNREPLIED\] ", wanted) + b"?", rb"src="]
+        parts.append(_cap("unreplied", rb"\[UNREPLIED\] ", wanted) + b"?")
+        if "nat" not in wanted:
+            parts.append(rb"src=")
     if last > COLUMNS.index("unreplied"):
         if named:
-            parts.append(rb"(?:(?P=d) dst=(?P=s)(?!\S)|(\S)\S* dst=\S+)")
+            # NAT: the "s" of a reply "src=" that is not the mirror of the original
+            parts.append(rb"(?:src=(?P=d) dst=(?P=s)(?!\S)|(s)rc=\S+ dst=\S+)")
         else:
             parts += [
                 _cap("reply_src", rb"\S+", wanted),
