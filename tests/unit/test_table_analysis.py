@@ -7,7 +7,13 @@ import io
 
 from benchmarks.dumpgen import generate_entries, render_entry
 
-from ctguard.analyze.table_analysis import ANALYZE_SPEC, SYN_STATES, T_PORT_CLASS, build_profile
+from ctguard.analyze.table_analysis import (
+    ANALYZE_SPEC,
+    SYN_STATES,
+    T_PORT_CLASS,
+    T_SRC_CLASS,
+    build_profile,
+)
 from ctguard.kernel.table_source import iter_chunks
 from ctguard.parse.table_scan import scan_chunks
 
@@ -26,3 +32,25 @@ def test_unreplied_totals_are_exact_under_pruning() -> None:
     assert profile.entries == 3000
     assert sum(profile.by_proto.values()) == 3000
     assert not scan.tallies[T_PORT_CLASS].max_error  # the one they come from was not
+
+
+def test_subnet_totals_survive_pruning_of_their_sources() -> None:
+    # a /24 of many one-entry sources (what pruning drops first) and a few heavy ones
+    lines = [
+        f"ipv4     2 tcp      6 {100 + i % 50} SYN_RECV src=198.51.100.{i % 250 + 1} "
+        f"dst=10.0.0.1 sport={1024 + i} dport=80 [UNREPLIED] src=10.0.0.1 "
+        f"dst=198.51.100.{i % 250 + 1} sport=80 dport={1024 + i} mark=0 zone=0 use=2"
+        for i in range(250)
+    ]
+    for n in range(40):
+        lines += [
+            f"ipv4     2 udp      17 20 src=203.0.113.{n} dst=10.0.0.1 sport={2000 + k} "
+            f"dport=53 [UNREPLIED] src=10.0.0.1 dst=203.0.113.{n} sport=53 dport={2000 + k} "
+            "mark=0 zone=0 use=2"
+            for k in range(n + 5)
+        ]
+    spec = dataclasses.replace(ANALYZE_SPEC, key_cap=40)
+    scan = scan_chunks(spec, iter_chunks(io.BytesIO("\n".join(lines).encode()), 2048))
+    profile = build_profile("test", scan)
+    assert scan.tallies[T_SRC_CLASS].pruned_entries > 0
+    assert dict(profile.by_src24) == {"203.0.113.0/24": len(lines) - 250, "198.51.100.0/24": 250}

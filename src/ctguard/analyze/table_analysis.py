@@ -31,17 +31,26 @@ T_PORT_CLASS = ("proto", "state", "dport", "unreplied", "nat", "status")
 T_TIMEOUT = ("proto", "timeout", "state", "status")
 T_SRC_DPORT = ("src", "dport")
 
+
 # Each tally keeps at most ``key_cap`` distinct keys (memory stays bounded
 # whatever the dump size); past it a tally keeps its heaviest keys and the
 # result says it is approximate.  Only the per-source tallies and the
 # timeouts can grow that large; the totals come from T_PORT_CLASS, which
 # cannot in practice.  The (src, dport) pairs are pruned by source, keeping
 # the sources with the most distinct ports (the scanners).
+def source_subnet(key: tuple[bytes, ...]) -> str:
+    """The /24 (IPv4) or /64 (IPv6) of a T_SRC_CLASS key's source."""
+    return subnet_of(canonical_address(key[2]), 24, 64)
+
+
 ANALYZE_SPEC = ScanSpec(
     columns=COLUMNS,
     tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_TIMEOUT, T_SRC_DPORT),
     key_cap=50_000,
     distinct_tallies=(T_SRC_DPORT,),
+    # many small sources of one network (a botnet, spoofed SYNs) are what
+    # pruning drops first; their subnet totals survive it
+    folds=((T_SRC_CLASS, source_subnet),),
 )
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
@@ -122,16 +131,16 @@ def build_profile(
     """Decode the tallies of an ``ANALYZE_SPEC`` scan."""
     t = {key: tally.counts for key, tally in scan.tallies.items()}
     profile = TableProfile(source=source, entries=scan.entries, scan=scan)
-    profile.approximate = any(tally.max_error for tally in scan.tallies.values())
+    profile.approximate = any(
+        tally.max_error or tally.folded_max_error for tally in scan.tallies.values()
+    )
     by_src: Counter[bytes] = Counter()
     for (_proto, _state, src, _unreplied), count in t[T_SRC_CLASS].items():
         by_src[src] += count
     profile.by_src = _ranked_addresses(by_src)
     profile.by_dst = _ranked_addresses(t[T_DST])
-    subnets: Counter[str] = Counter()
-    for raw, count in by_src.items():
-        subnets[subnet_of(canonical_address(raw), 24, 64)] += count
-    profile.by_src24 = rank(subnets, TOP)
+    src_tally = scan.tallies[T_SRC_CLASS]
+    profile.by_src24 = rank(src_tally.coarse_counts(source_subnet), TOP)
 
     dports: Counter[tuple[str, int | None]] = Counter()
     syn_dport: Counter[int | None] = Counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -32,6 +32,7 @@ from ctguard.parse.conntrack_table import (
 
 DEFAULT_KEY_CAP = 200_000
 
+Fold = Callable[[Any], Any]
 # (buffer, end offset, counts from conntrack summaries cut out of it)
 Chunk = tuple[bytes, int, Sequence[int]]
 SKIP_EXAMPLES = 5
@@ -47,6 +48,13 @@ class ScanSpec:
     # tallies whose keys matter more than their counts (distinct pairs): pruned
     # by their first column, keeping the groups with the most keys
     distinct_tallies: tuple[tuple[str, ...], ...] = ()
+    # tally -> a function from its key to a coarser one (a source's subnet):
+    # the keys a prune drops are counted under their coarse key, so totals
+    # by the coarse key stay exact (see Tally.folded)
+    folds: tuple[tuple[tuple[str, ...], Fold], ...] = ()
+
+    def fold_of(self, tally: tuple[str, ...]) -> Fold | None:
+        return next((fold for key, fold in self.folds if key == tally), None)
 
     def __post_init__(self) -> None:
         for tally in self.tallies:
@@ -86,27 +94,39 @@ class Tally:
     max_error: int = 0  # a kept key's count may be low by at most this much
     pruned_entries: int = 0
     by_first: bool = False  # see ScanSpec.distinct_tallies
+    # entries of pruned keys, counted by their coarse key (ScanSpec.folds)
+    folded: Counter[Any] = field(default_factory=Counter)
+    folded_max_error: int = 0
 
-    def prune(self, cap: int) -> None:
+    def prune(self, cap: int, fold: Fold | None = None) -> None:
         """Keep half of ``cap`` keys, the most frequent ones.
 
         A key dropped now and seen again later restarts from zero, so a kept
         count may be low by at most the sum of the largest count each prune
-        dropped (``max_error``).
+        dropped (``max_error``).  With ``fold``, dropped keys are counted in
+        ``folded`` by their coarse key (itself bounded by ``cap``).
         """
         if len(self.counts) <= cap:
             return
         if self.by_first:
-            self._prune_by_first(cap)
-            return
-        ranked = self.counts.most_common()
-        keep = cap // 2
-        survivors = Counter(dict(ranked[:keep]))
-        self.pruned_entries += sum(count for _, count in ranked[keep:])
-        self.max_error += ranked[keep][1]
-        self.counts = survivors
+            dropped = self._prune_by_first(cap)
+        else:
+            ranked = self.counts.most_common()
+            keep = cap // 2
+            dropped = ranked[keep:]
+            self.max_error += ranked[keep][1]
+            self.counts = Counter(dict(ranked[:keep]))
+        self.pruned_entries += sum(count for _, count in dropped)
+        if fold is not None:
+            folded = self.folded
+            for key, count in dropped:
+                folded[fold(key)] += count
+            if len(folded) > cap:
+                ranked = folded.most_common()
+                self.folded_max_error += ranked[cap // 2][1]
+                self.folded = Counter(dict(ranked[: cap // 2]))
 
-    def _prune_by_first(self, cap: int) -> None:
+    def _prune_by_first(self, cap: int) -> list[tuple[Any, int]]:
         groups: Counter[Any] = Counter(key[0] for key in self.counts)
         kept: set[Any] = set()
         size = 0
@@ -115,17 +135,26 @@ class Tally:
                 break
             kept.add(first)
             size += keys
-        dropped = {k: v for k, v in self.counts.items() if k[0] not in kept}
-        self.pruned_entries += sum(dropped.values())
+        dropped = [(k, v) for k, v in self.counts.items() if k[0] not in kept]
         self.max_error = max(self.max_error, 1)
-        for key in dropped:
+        for key, _ in dropped:
             del self.counts[key]
+        return dropped
 
-    def merge(self, other: Tally, cap: int) -> None:
+    def merge(self, other: Tally, cap: int, fold: Fold | None = None) -> None:
         self.counts.update(other.counts)
         self.max_error += other.max_error
         self.pruned_entries += other.pruned_entries
-        self.prune(cap)
+        self.folded.update(other.folded)
+        self.folded_max_error += other.folded_max_error
+        self.prune(cap, fold)
+
+    def coarse_counts(self, fold: Fold) -> Counter[Any]:
+        """Entries by coarse key: the kept keys folded, plus what pruning folded."""
+        coarse = Counter(self.folded)
+        for key, count in self.counts.items():
+            coarse[fold(key)] += count
+        return coarse
 
 
 @dataclass
@@ -153,7 +182,7 @@ class ScanResult:
     def merge_tally(self, key: tuple[str, ...], tally: Tally) -> None:
         """Add one tally of a later part (lets a part arrive a tally at a time)."""
         mine = self.tallies.setdefault(key, Tally(by_first=tally.by_first))
-        mine.merge(tally, self.spec.key_cap)
+        mine.merge(tally, self.spec.key_cap, self.spec.fold_of(key))
 
 
 class TableScanner:
@@ -174,6 +203,7 @@ class TableScanner:
             else:
                 getter = itemgetter(*(index[c] for c in tally_columns))
             self._getters.append((self.result.tallies[tally_columns], getter))
+        self._folds = [spec.fold_of(t) for t in spec.tallies]
 
     def feed(self, data: bytes, end: int | None = None, declared: Sequence[int] = ()) -> None:
         """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
@@ -198,9 +228,9 @@ class TableScanner:
 
     def _count(self, rows: list[Any]) -> None:
         cap = self.spec.key_cap
-        for tally, getter in self._getters:
+        for (tally, getter), fold in zip(self._getters, self._folds, strict=True):
             tally.counts.update(rows if getter is None else map(getter, rows))
-            tally.prune(cap)
+            tally.prune(cap, fold)
 
     def _rows_line_by_line(self, chunk: bytes) -> list[Any]:
         """The slow path: classify each line, then scan only the entries."""
