@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 
+import pytest
 from benchmarks.dumpgen import generate_entries, render_entry
 
 from ctguard.analyze.table_analysis import (
@@ -13,6 +14,8 @@ from ctguard.analyze.table_analysis import (
     T_PORT_CLASS,
     T_SRC_CLASS,
     build_profile,
+    source_subnet,
+    subnet_label,
 )
 from ctguard.kernel.table_source import iter_chunks
 from ctguard.parse.table_scan import scan_chunks
@@ -54,3 +57,16 @@ def test_subnet_totals_survive_pruning_of_their_sources() -> None:
     profile = build_profile("test", scan)
     assert scan.tallies[T_SRC_CLASS].pruned_entries > 0
     assert dict(profile.by_src24) == {"203.0.113.0/24": len(lines) - 250, "198.51.100.0/24": 250}
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        (b"10.1.2.3", "10.1.2.0/24"),
+        (b"2001:0db8:0000:0001:0000:0000:0000:0002", "2001:db8:0:1::/64"),
+        (b"::ffff:10.1.2.3", "::/64"),
+        (b"1.2.3", "1.2.3"),  # not an address: kept as read
+    ],
+)
+def test_source_subnet_labels(raw: bytes, label: str) -> None:
+    assert subnet_label(source_subnet((b"tcp", b"", raw, b""))) == label

@@ -38,9 +38,23 @@ T_SRC_DPORT = ("src", "dport")
 # timeouts can grow that large; the totals come from T_PORT_CLASS, which
 # cannot in practice.  The (src, dport) pairs are pruned by source, keeping
 # the sources with the most distinct ports (the scanners).
-def source_subnet(key: tuple[bytes, ...]) -> str:
-    """The /24 (IPv4) or /64 (IPv6) of a T_SRC_CLASS key's source."""
-    return subnet_of(canonical_address(key[2]), 24, 64)
+def source_subnet(key: tuple[bytes, ...]) -> bytes | str:
+    """The /24 (IPv4) or /64 (IPv6) of a T_SRC_CLASS key's source.
+
+    Runs for every key a prune drops, so a dotted quad is cut as bytes
+    (``b"10.0.0."``; see :func:`subnet_label`) instead of decoded.
+    """
+    raw = key[2]
+    if raw.count(b".") == 3 and b":" not in raw:
+        return raw[: raw.rindex(b".") + 1]
+    return subnet_of(canonical_address(raw), 24, 64)
+
+
+def subnet_label(coarse: bytes | str) -> str:
+    """What :func:`source_subnet` gave, as people write a subnet."""
+    if isinstance(coarse, bytes):
+        return subnet_of((coarse + b"0").decode("ascii", "replace"), 24, 64)
+    return coarse
 
 
 ANALYZE_SPEC = ScanSpec(
@@ -140,7 +154,10 @@ def build_profile(
     profile.by_src = _ranked_addresses(by_src)
     profile.by_dst = _ranked_addresses(t[T_DST])
     src_tally = scan.tallies[T_SRC_CLASS]
-    profile.by_src24 = rank(src_tally.coarse_counts(source_subnet), TOP)
+    subnets: Counter[str] = Counter()
+    for coarse, count in src_tally.coarse_counts(source_subnet).items():
+        subnets[subnet_label(coarse)] += count
+    profile.by_src24 = rank(subnets, TOP)
 
     dports: Counter[tuple[str, int | None]] = Counter()
     syn_dport: Counter[int | None] = Counter()
