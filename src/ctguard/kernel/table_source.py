@@ -451,7 +451,7 @@ def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
     if died:
         raise ParseError(
             f"a table-scanning child process died ({_wait_text(status)})",
-            hint="retry; if it persists, scan with one process: cat FILE | ctguard ... -",
+            hint="retry (out of memory? see dmesg); or scan in one process with --workers 1",
         )
 
 
