@@ -104,9 +104,11 @@ def preload_renderer(module: str, source_kind: str) -> None:
     import importlib
     import threading
 
-    threading.Thread(
-        target=importlib.import_module, args=(module,), name="ctguard-preload", daemon=True
-    ).start()
+    def preload() -> None:
+        for name in (module, "rich.console"):  # make_console's import too
+            importlib.import_module(name)
+
+    threading.Thread(target=preload, name="ctguard-preload", daemon=True).start()
 
 
 def make_console(env: Environment) -> Any:
