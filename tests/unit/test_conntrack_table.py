@@ -11,7 +11,8 @@ from benchmarks.dumpgen import FORMATS, generate_entries, render_entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctguard.analyze.table_top import TableFilter, build_top, parse_dimensions, top_scan_spec
+from ctguard.analyze.table_query import TableFilter, parse_dimensions
+from ctguard.analyze.table_top import build_top, top_scan_spec
 from ctguard.kernel.table_source import TableSource, iter_chunks, scan_table
 from ctguard.parse.conntrack_table import COLUMNS, Entry, parse_entry_line
 from ctguard.parse.table_scan import ScanSpec, scan_chunks

@@ -8,13 +8,8 @@ from collections import Counter
 import pytest
 from benchmarks.dumpgen import generate_entries, render_entry
 
-from ctguard.analyze.table_top import (
-    BASE_DIMENSIONS,
-    RowDecoder,
-    dimension_value,
-    group_counts,
-    parse_dimensions,
-)
+from ctguard.analyze.table_query import BASE_DIMENSIONS, parse_dimensions
+from ctguard.analyze.table_top import RowDecoder, dimension_value, group_counts
 from ctguard.kernel.table_source import iter_chunks
 from ctguard.parse.conntrack_table import COLUMNS
 from ctguard.parse.table_scan import ScanSpec, scan_chunks

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ctguard.analyze.table_analysis import ANALYZE_SPEC, build_profile, check_table
 from ctguard.cli.common import make_console, open_root, preload_renderer, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.status import VERDICT_EXIT
 from ctguard.cli.table_options import add_table_source_options, check_strict, table_source_from
-from ctguard.kernel.table_source import TableSource, scan_table
+from ctguard.kernel.table_source import TableSource, reading_started, scan_table
 from ctguard.model.findings import verdict_of
 
 
@@ -51,10 +50,13 @@ def source_args(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    source = table_source_from(args, env)
-    if not args.json:
-        preload_renderer("ctguard.render.analyze_text", source.kind)
-    scan = scan_table(source, ANALYZE_SPEC, workers=args.workers)
+    with reading_started(table_source_from(args, env)) as source:
+        # loaded while the kernel prints the live table
+        from ctguard.analyze.table_analysis import ANALYZE_SPEC, build_profile, check_table
+
+        if not args.json:
+            preload_renderer("ctguard.render.analyze_text", source.kind)
+        scan = scan_table(source, ANALYZE_SPEC, workers=args.workers)
     check_strict(args, scan, source)
     profile = build_profile(source.label, scan, established_timeout_of(args, source))
     findings = check_table(profile, source_args=source_args(args))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import io
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ctguard.analyze.table_top import TableFilter, parse_networks, parse_ports, split_list
+from ctguard.analyze.table_query import TableFilter, parse_networks, parse_ports, split_list
 from ctguard.cli.common import add_read_options, open_root, resolve_netns_option
 from ctguard.cli.env import Environment
 from ctguard.errors import ParseError, UsageError
 from ctguard.kernel.table_source import TableSource, resolve_table_source
-from ctguard.parse.table_scan import ScanResult
+
+if TYPE_CHECKING:
+    from ctguard.parse.table_scan import ScanResult
 
 
 def add_table_source_options(parser: argparse.ArgumentParser) -> None:

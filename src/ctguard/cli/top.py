@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ctguard.analyze.table_top import BASE_DIMENSIONS, build_top, parse_dimensions, top_scan_spec
+from ctguard.analyze.table_query import BASE_DIMENSIONS, parse_dimensions
 from ctguard.cli.common import make_console, preload_renderer, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.table_options import (
@@ -16,7 +16,7 @@ from ctguard.cli.table_options import (
     table_source_from,
 )
 from ctguard.errors import UsageError
-from ctguard.kernel.table_source import scan_table
+from ctguard.kernel.table_source import reading_started, scan_table
 
 
 def add_parser(sub: Any) -> None:
@@ -50,10 +50,13 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         raise UsageError("--limit must be 0 (all) or more")
     dims = parse_dimensions(args.by)
     table_filter = table_filter_from(args)
-    source = table_source_from(args, env)
-    if not (args.json or args.csv):
-        preload_renderer("ctguard.render.top_text", source.kind)
-    scan = scan_table(source, top_scan_spec(dims, table_filter), workers=args.workers)
+    with reading_started(table_source_from(args, env)) as source:
+        # loaded while the kernel prints the live table
+        from ctguard.analyze.table_top import build_top, top_scan_spec
+
+        if not (args.json or args.csv):
+            preload_renderer("ctguard.render.top_text", source.kind)
+        scan = scan_table(source, top_scan_spec(dims, table_filter), workers=args.workers)
     check_strict(args, scan, source)
     result = build_top(source.label, scan, dims, table_filter, args.limit)
     if args.json:

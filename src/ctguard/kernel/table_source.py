@@ -5,10 +5,14 @@ Sources: the live table of this or another network namespace
 extended`` when procfs is compiled out), a capture bundle, a file (plain or
 gzip, detected by content), or stdin.
 
-Reading is the expensive part on a live host (the kernel walks its whole
-hash for every read call), so reads are large and run in a thread that
-overlaps them with parsing (``read()`` and zlib release the GIL).  A large
+Reading is the expensive part on a live host: the kernel prints the table
+one page per ``read()``, and only while ``read()`` runs.  So a ``cat`` child
+reads it, started by :func:`reading_started` before the command has even
+loaded its parser, and the parser reads cat's output in parallel.  A large
 regular file is split by byte ranges over worker processes.
+
+The scanner (patterns compiled at import) is imported only where a scan
+runs, so that the live table's reading can start without it.
 """
 
 from __future__ import annotations
@@ -22,27 +26,31 @@ import pickle
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ctguard.errors import AccessDenied, ParseError, SourceMissing
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.snapshot import NetnsRef
-from ctguard.parse.conntrack_table import SUMMARY_MARK
-from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec, TableScanner, split_summaries
+
+if TYPE_CHECKING:
+    from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec
 
 CHUNK_BYTES = 256 << 10  # fits in a core's cache: faster than larger, and less memory
 LIVE_READ_BYTES = 1 << 20
 F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20
+SO_SNDBUFFORCE = 32  # Linux: a send buffer past net.core.wmem_max (CAP_NET_ADMIN)
+SOCKET_BYTES = 8 << 20  # the kernel doubles it (bookkeeping): ~16 MiB of the table ahead
 MAX_LINE_BYTES = 64 << 10
 PARALLEL_MIN_BYTES = 32 << 20
 MAX_WORKERS = 4
@@ -59,6 +67,17 @@ class TableSource:
     netns: NetnsRef | None = None
     argv: tuple[str, ...] = ()
     stream: BinaryIO | None = field(default=None, compare=False, repr=False)
+    # the live table's reader, when it was started ahead (reading_started)
+    reader: LiveReader | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LiveReader:
+    """A ``cat`` child printing the live table into ``stream``."""
+
+    proc: subprocess.Popen[bytes]
+    stream: IO[bytes]
+    errors: IO[bytes]
 
 
 def resolve_table_source(
@@ -140,21 +159,79 @@ def _open_raw(source: TableSource, stack: ExitStack) -> IO[bytes]:
 
 
 def _procfs_through_cat(source: TableSource, stack: ExitStack) -> IO[bytes]:
-    """The live table read by a `cat` child, the parser reading its pipe.
+    """The live table read by a `cat` child (started now, or ahead by
+    :func:`reading_started`), the parser reading its output.
 
     The kernel prints /proc/net/nf_conntrack one page per read() and only
     while read() runs; a reader thread here would have to win the GIL back
     from the parser ~12,000 times for 262,144 entries.  In its own process
     the kernel's printing and the parsing overlap for real.
     """
-    errors = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
-    with entered_netns(source.netns):  # the child inherits this thread's namespace
-        proc = subprocess.Popen(["cat", str(source.path)], stdout=subprocess.PIPE, stderr=errors)
-    assert proc.stdout is not None
+    reader = source.reader or stack.enter_context(_live_reader(source))
+    stack.callback(_check_cat, reader.proc, reader.errors, source)
+    return reader.stream
+
+
+@contextlib.contextmanager
+def reading_started(source: TableSource) -> Iterator[TableSource]:
+    """``source`` with its reading already under way, for the rest of the block.
+
+    For the live procfs table, the ``cat`` child starts now: the kernel
+    prints while the command loads its parser (~20 ms on a small machine),
+    into a buffer that holds ~16 MiB when this process may enlarge it.  At
+    the end of the block a reader still running is stopped.  Other sources
+    are returned as they are (nothing to gain).
+    """
+    if source.kind != "live-procfs" or source.reader is not None or shutil.which("cat") is None:
+        yield source
+        return
+    with _live_reader(source) as reader:
+        yield replace(source, reader=reader)
+
+
+@contextlib.contextmanager
+def _live_reader(source: TableSource) -> Iterator[LiveReader]:
+    """A `cat` child reading the live table; stopped and reaped at exit."""
+    with ExitStack() as stack:
+        errors = stack.enter_context(tempfile.TemporaryFile())
+        read_fd, write_fd = _cat_output_channel()
+        stream = stack.enter_context(open(read_fd, "rb", buffering=0))
+        try:
+            with entered_netns(source.netns):  # the child inherits this thread's namespace
+                proc = subprocess.Popen(["cat", str(source.path)], stdout=write_fd, stderr=errors)
+        finally:
+            os.close(write_fd)
+        stack.callback(_reap, proc)
+        yield LiveReader(proc, stream, errors)
+
+
+def _cat_output_channel() -> tuple[int, int]:
+    """(read end, write end) for cat's output.
+
+    A Unix socket whose send buffer is forced large (CAP_NET_ADMIN, which
+    reading another namespace's table needs anyway) lets the kernel print
+    ~16 MiB ahead of the parser; otherwise a pipe enlarged to
+    ``fs.pipe-max-size`` (1 MiB by default; more needs CAP_SYS_RESOURCE).
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        theirs.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SOCKET_BYTES)
+    except OSError:
+        ours.close()
+        theirs.close()
+    else:
+        ours.shutdown(socket.SHUT_WR)
+        return ours.detach(), theirs.detach()
+    read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a larger pipe: fewer, bigger reads
-        fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
-    stack.callback(_check_cat, proc, errors, source)
-    return proc.stdout
+        fcntl.fcntl(read_fd, F_SETPIPE_SZ, PIPE_BYTES)
+    return read_fd, write_fd
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
 
 
 def _child_failure(proc: subprocess.Popen[bytes], errors: IO[bytes]) -> list[str] | None:
@@ -218,6 +295,9 @@ def iter_chunks(
     there; the scanner reports it as malformed.  With ``sample``, reading
     stops at ``limit`` bytes and the line cut there is dropped, not reported.
     """
+    from ctguard.parse.conntrack_table import SUMMARY_MARK
+    from ctguard.parse.table_scan import split_summaries
+
     carry = b"\n"
     remaining = limit
     while True:
@@ -290,6 +370,8 @@ def iter_chunks_ahead(
 
 def _scan_range(path: str, start: int, end: int, spec: ScanSpec) -> ScanResult:
     """Worker: scan the lines that begin in [start, end) of a regular file."""
+    from ctguard.parse.table_scan import TableScanner
+
     with open(path, "rb") as handle:
         if start > 0:
             handle.seek(start - 1)
@@ -362,6 +444,8 @@ def _scan_source(
         count = worker_count(size) if workers is None else max(1, workers)
         if count > 1:
             return _scan_file_parallel(source.path, size, spec, count)
+    from ctguard.parse.table_scan import TableScanner
+
     with ExitStack() as stack:
         stream = open_table_stream(source, stack)
         chunk = CHUNK_BYTES if source.kind != "live-procfs" else LIVE_READ_BYTES
@@ -431,6 +515,8 @@ def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: Sca
 
 def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
     """Merge a child's reply into ``total`` as it arrives (see ``_send_range_scan``)."""
+    from ctguard.parse.table_scan import ScanResult
+
     died = False
     try:
         with os.fdopen(read_fd, "rb") as pipe:
