@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -86,6 +85,8 @@ def resolve_netns_option(root: KernelRoot, spec: str | None) -> NetnsRef | None:
 
 
 def write_json(env: Environment, payload: Any) -> None:
+    import json
+
     json.dump(payload, env.stdout, indent=2, sort_keys=False, default=str)
     env.stdout.write("\n")
 

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import io
 import os
-import pickle
-import queue
 import shutil
 import signal
 import socket
@@ -275,6 +272,8 @@ def open_table_stream(source: TableSource, stack: ExitStack) -> IO[bytes]:
     raw = _open_raw(source, stack)
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
+        import gzip
+
         return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
     return buffered
 
@@ -335,6 +334,8 @@ def iter_chunks_ahead(
     stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES, sample_bytes: int | None = None
 ) -> Iterator[Chunk]:
     """``iter_chunks`` read one chunk ahead in a thread (at most two chunks in memory)."""
+    import queue
+
     slots: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -423,7 +424,7 @@ def scan_table(
     """
     try:
         return _scan_source(source, spec, workers, sample_bytes)
-    except (gzip.BadGzipFile, EOFError, OSError) as err:
+    except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
         raise ParseError(
             f"cannot read the table: {err}",
             where=source.label,
@@ -498,6 +499,8 @@ def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: Sca
     """The child's reply: ("ok", the result without its tallies, how many
     follow), then one (key, tally) per pickle, so the parent never holds
     more than one of them besides its own; or ("error", the exception)."""
+    import pickle
+
     try:
         result = _scan_range(path, start, end, spec)
     except BaseException as err:  # handed to the parent, which raises it
@@ -515,6 +518,8 @@ def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: Sca
 
 def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
     """Merge a child's reply into ``total`` as it arrives (see ``_send_range_scan``)."""
+    import pickle
+
     from ctguard.parse.table_scan import ScanResult
 
     died = False
