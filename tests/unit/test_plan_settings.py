@@ -10,7 +10,8 @@ import pytest
 from ctguard.errors import UsageError
 from ctguard.kernel.root import KernelRoot
 from ctguard.kernel.snapshot import read_snapshot
-from ctguard.model.snapshot import NetnsRef, Snapshot
+from ctguard.model.netns_ref import NetnsRef
+from ctguard.model.snapshot import Snapshot
 from ctguard.plan.actions import SetModuleParam, SetSysctl, WriteFile, action_from_dict
 from ctguard.plan.conntrack_settings import (
     MODPROBE_FILE,

@@ -17,7 +17,8 @@ from ctguard.errors import CtguardError
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding
-from ctguard.model.snapshot import NetnsRef, Snapshot
+from ctguard.model.netns_ref import NetnsRef
+from ctguard.model.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ctguard.cli.common import add_read_options, make_console, open_root, resolv
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.effects.executor import RestoreReport, apply_plan
 from ctguard.kernel.root import KernelRoot
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
 from ctguard.plan.conntrack_settings import (
     SettingTargets,

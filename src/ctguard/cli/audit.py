@@ -10,7 +10,7 @@ from ctguard.cli.common import add_read_options, make_console, open_root, resolv
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import CtguardError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.parse.ruleset_audit import (
     TrackingRule,
     audit_iptables,

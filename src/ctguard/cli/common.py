@@ -17,7 +17,7 @@ from typing import Any
 from ctguard.cli.env import Environment
 from ctguard.errors import CtguardError, SourceMissing, UsageError
 from ctguard.kernel.root import KernelRoot
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 
 def add_read_options(parser: argparse.ArgumentParser, *, netns: bool = True) -> None:

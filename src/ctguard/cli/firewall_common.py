@@ -23,7 +23,7 @@ from ctguard.effects.commands import ipset_save, nft_list_table, run_tool
 from ctguard.effects.executor import apply_plan
 from ctguard.effects.journal import state_dir_from
 from ctguard.errors import UsageError
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import (
     FirewallTarget,

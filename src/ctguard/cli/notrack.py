@@ -17,7 +17,7 @@ from ctguard.cli.firewall_common import (
     run_firewall_plan,
 )
 from ctguard.errors import UsageError
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import NotrackRule, parse_network

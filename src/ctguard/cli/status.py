@@ -19,7 +19,7 @@ from ctguard.errors import UsageError
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Severity
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 VERDICT_EXIT = {
     Severity.OK: ExitStatus.OK,

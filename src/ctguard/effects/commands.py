@@ -11,7 +11,7 @@ import subprocess
 
 from ctguard.errors import CtguardError, SourceMissing
 from ctguard.kernel.netns import entered_netns
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 TOOL_PACKAGES = {
     "nft": "nftables",

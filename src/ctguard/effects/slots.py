@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ctguard.errors import AccessDenied, CtguardError, SourceMissing
 from ctguard.kernel.netns import entered_netns
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import (
     Action,
     DeleteEntries,

@@ -23,7 +23,7 @@ from ctguard import __version__
 from ctguard.errors import CtguardError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
 from ctguard.kernel.snapshot import BUNDLE_CONNTRACK_S, BUNDLE_NETLINK_STATS
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 PROC_FILES = (
     "sys/kernel/osrelease",

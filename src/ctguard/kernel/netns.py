@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ctguard.errors import AccessDenied, CtguardError, SourceMissing, UsageError
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 CLONE_NEWNET = 0x40000000
 NAMED_NETNS_DIRS = (Path("/run/netns"), Path("/var/run/netns"))

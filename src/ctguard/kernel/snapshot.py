@@ -18,7 +18,8 @@ import json
 from ctguard.advise.kernel_defaults import timeout_default
 from ctguard.errors import AccessDenied, CtguardError, ParseError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
-from ctguard.model.snapshot import CounterSource, NetnsRef, Snapshot, TimeoutSetting
+from ctguard.model.netns_ref import NetnsRef
+from ctguard.model.snapshot import CounterSource, Snapshot, TimeoutSetting
 from ctguard.parse.conntrack_stats_tool import parse_conntrack_stats_tool
 from ctguard.parse.meminfo import parse_mem_total_bytes
 from ctguard.parse.slabinfo import SlabCache, conntrack_caches, parse_slabinfo

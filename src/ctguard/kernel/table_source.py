@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 from ctguard.errors import AccessDenied, ParseError, SourceMissing
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 if TYPE_CHECKING:
     from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec

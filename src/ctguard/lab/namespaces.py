@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ctguard.errors import AccessDenied, CtguardError, SourceMissing
 from ctguard.kernel.netns import entered_netns, resolve_netns
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 PREFIX = "ctg"
 JOURNAL_DIR = Path("/run/ctguard/lab")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.parse.slabinfo import SlabCache
 
 
@@ -31,19 +32,6 @@ class TimeoutSetting:
         if self.seconds in self.older_defaults:
             return "older-default"
         return "changed"
-
-
-@dataclass(frozen=True)
-class NetnsRef:
-    """A network namespace: its inode (the ``netns <inum>`` of kernel logs) and names."""
-
-    inode: int
-    path: str
-    names: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return ", ".join(self.names) if self.names else f"netns {self.inode}"
 
 
 @dataclass(frozen=True)

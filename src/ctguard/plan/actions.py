@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 
 def _netns_suffix(netns: NetnsRef | None) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from ctguard.advise.sizing import MAX_ENTRIES_LIMIT, round_up_to_page
 from ctguard.advise.timeouts import MAX_TIMEOUT_SECONDS
 from ctguard.errors import UsageError
-from ctguard.model.snapshot import NetnsRef, Snapshot
+from ctguard.model.netns_ref import NetnsRef
+from ctguard.model.snapshot import Snapshot
 from ctguard.plan.actions import Action, Plan, SetModuleParam, SetSysctl, WriteFile
 
 SYSCTL_FILE = "sysctl.d/95-ctguard-conntrack.conf"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ctguard.errors import AccessDenied, ParseError
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import (
     Action,
     DeleteEntries,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.analyze.status_report import StatusReport
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 
 HEADLINE_COUNTERS = (
     "drop",

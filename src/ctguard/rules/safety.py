@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ctguard.effects.commands import run_tool
 from ctguard.errors import UsageError
-from ctguard.model.snapshot import NetnsRef
+from ctguard.model.netns_ref import NetnsRef
 from ctguard.rules.model import Network, parse_network
 
 DEFAULT_ALLOWLIST = Path("/etc/ctguard/allowlist")
