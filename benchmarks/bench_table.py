@@ -11,9 +11,14 @@ Zipf-distributed sources; cached under --workdir), then times, side by side:
 
 and reports wall time (best of --repeat), the ratio to the pipeline, and peak
 RSS (sum over the process tree, sampled every 10 ms, and the largest single
-process from the kernel's own accounting).  With ``--live`` (root), it also
-fills a network namespace with 262,144 real entries and compares ``ctguard
-top --netns`` with ``cat /proc/net/nf_conntrack > /dev/null`` there.
+process from the kernel's own accounting).  The commands take turns, one run
+of each per round, so a slow spell of the machine hits them alike; the
+sampler follows only the command's own process tree (its ``children``
+files), so it costs little CPU beside a command that uses every core.
+
+With ``--live`` (root), it also fills a network namespace with 262,144 real
+entries and compares ``ctguard top --netns`` with ``cat
+/proc/net/nf_conntrack > /dev/null`` there.
 """
 
 from __future__ import annotations
@@ -45,22 +50,28 @@ class Timing:
     max_rss_mib: float
 
 
+def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (CONFIG_PROC_CHILDREN)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _tree_rss_kib(root: int) -> int:
     """VmRSS summed over ``root`` and its descendants (best effort)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        todo.extend(children.get(pid, []))
+        todo.extend(_children(pid))
         try:
             with open(f"/proc/{pid}/status") as handle:
                 for line in handle:
@@ -99,12 +110,27 @@ def run_once(name: str, argv: list[str], shell: bool = False) -> Timing:
     return Timing(name, seconds, peak / 1024, usage.ru_maxrss / 1024)
 
 
-def best_of(repeat: int, name: str, argv: list[str], shell: bool = False) -> Timing:
-    runs = [run_once(name, argv, shell) for _ in range(repeat)]
-    best = min(runs, key=lambda t: t.seconds)
-    best.tree_rss_mib = max(t.tree_rss_mib for t in runs)
-    best.max_rss_mib = max(t.max_rss_mib for t in runs)
-    return best
+@dataclass
+class Command:
+    name: str
+    argv: list[str]
+    shell: bool = False
+
+
+def best_of_each(repeat: int, commands: list[Command]) -> list[Timing]:
+    """Each command's best time over ``repeat`` rounds (one run of each per
+    round), with the largest RSS seen in any of its runs."""
+    runs: list[list[Timing]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for command, timings in zip(commands, runs, strict=True):
+            timings.append(run_once(command.name, command.argv, command.shell))
+    bests = []
+    for timings in runs:
+        best = min(timings, key=lambda t: t.seconds)
+        best.tree_rss_mib = max(t.tree_rss_mib for t in timings)
+        best.max_rss_mib = max(t.max_rss_mib for t in timings)
+        bests.append(best)
+    return bests
 
 
 def ensure_dump(workdir: Path, entries: int) -> Path:
@@ -135,11 +161,16 @@ def report(rows: list[Timing], baseline: Timing, title: str) -> list[dict[str, o
 def bench_file(entries: int, workdir: Path, repeat: int) -> list[dict[str, object]]:
     dump = ensure_dump(workdir, entries)
     subprocess.run(["cat", str(dump)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
-    pipeline = best_of(
-        repeat, "awk | sort | uniq -c | sort -nr", [PIPELINE.replace("{file}", str(dump))], True
+    pipeline, top, analyze = best_of_each(
+        repeat,
+        [
+            Command(
+                "awk | sort | uniq -c | sort -nr", [PIPELINE.replace("{file}", str(dump))], True
+            ),
+            Command("ctguard top --by src", [*CTGUARD, "top", str(dump), "--by", "src"]),
+            Command("ctguard analyze", [*CTGUARD, "analyze", str(dump)]),
+        ],
     )
-    top = best_of(repeat, "ctguard top --by src", [*CTGUARD, "top", str(dump), "--by", "src"])
-    analyze = best_of(repeat, "ctguard analyze", [*CTGUARD, "analyze", str(dump)])
     size = dump.stat().st_size / 2**20
     return report(
         [pipeline, top, analyze], pipeline, f"{entries:,}-entry procfs dump ({size:,.0f} MiB)"
@@ -156,10 +187,13 @@ def bench_live(repeat: int) -> list[dict[str, object]]:
         ns = lab.add_namespace("bench")
         created, _ = fill_table(ns, synthetic_flows(count, sources=4096, timeout=3600))
         enter = ["ip", "netns", "exec", ns.name]
-        cat = best_of(
-            repeat, "cat /proc/net/nf_conntrack", [*enter, "cat", "/proc/net/nf_conntrack"]
+        cat, top = best_of_each(
+            repeat,
+            [
+                Command("cat /proc/net/nf_conntrack", [*enter, "cat", "/proc/net/nf_conntrack"]),
+                Command("ctguard top --netns", [*CTGUARD, "top", "--netns", ns.name]),
+            ],
         )
-        top = best_of(repeat, "ctguard top --netns", [*CTGUARD, "top", "--netns", ns.name])
         return report([cat, top], cat, f"live table in a namespace ({created:,} entries)")
 
 
