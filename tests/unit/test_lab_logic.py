@@ -146,3 +146,20 @@ def test_a_busy_host_table_refuses_a_lowered_max_before_anything_is_built(monkey
         runner.run_scenario("syn-flood", scale=2048)
     with pytest.raises(CtguardError, match="remedy 'max' raises the global"):
         runner.run_scenario("assured-flood", remedy="max")
+
+
+def test_a_finished_run_leaves_no_empty_journal_directory(tmp_path, monkeypatch) -> None:
+    import ctguard.lab.namespaces as namespaces
+
+    journal_dir = tmp_path / "ctguard" / "lab"
+    monkeypatch.setattr(namespaces, "JOURNAL_DIR", journal_dir)
+    other = namespaces.Lab(journal_dir=journal_dir)
+    other._record("other")  # a second run still under way keeps the directory
+    with namespaces.Lab(journal_dir=journal_dir) as lab:
+        lab._record("first")
+    assert journal_dir.is_dir()
+    other.journal.unlink()
+    with namespaces.Lab(journal_dir=journal_dir) as lab:
+        lab._record("second")
+    assert not (tmp_path / "ctguard").exists()
+    assert namespaces.clean_leftovers(journal_dir) == []  # nothing there: no error

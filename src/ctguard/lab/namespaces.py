@@ -184,6 +184,7 @@ class Lab:
             )
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.journal.unlink(missing_ok=True)
+        remove_empty_journal_dir(self.journal_dir)
 
     def __enter__(self) -> Lab:
         return self
@@ -247,4 +248,17 @@ def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
                 run_command(["ip", "netns", "del", name], check=False)
                 removed.append(name)
         journal.unlink(missing_ok=True)
+    remove_empty_journal_dir(journal_dir)
     return removed
+
+
+def remove_empty_journal_dir(journal_dir: Path) -> None:
+    """Remove /run/ctguard/lab, and /run/ctguard, once nothing is left in them
+    (another run's journal, or other ctguard state, keeps them)."""
+    if journal_dir != JOURNAL_DIR:
+        return
+    for directory in (journal_dir, journal_dir.parent):
+        try:
+            directory.rmdir()
+        except OSError:  # not empty, or already gone
+            return
