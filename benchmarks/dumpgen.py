@@ -1,7 +1,8 @@
 """Realistic conntrack dumps for benchmarks and tests.
 
 ``render_entry`` prints an :class:`Entry` the way each source does (procfs,
-legacy ip_conntrack, ``conntrack -L``, ``-o extended``, ``-E``);
+legacy ip_conntrack, ``conntrack -L``, ``-o extended``, ``-E`` and ``-E -o
+timestamp``);
 ``generate_dump`` writes N entries with a protocol/state mix, IPv4 and IPv6,
 and Zipf-distributed sources (a few heavy talkers, a long tail).
 """
@@ -15,7 +16,8 @@ from typing import TextIO
 
 from ctguard.parse.conntrack_table import Entry
 
-FORMATS = ("procfs", "legacy", "conntrack", "extended", "events")
+FORMATS = ("procfs", "legacy", "conntrack", "extended", "events", "events-timestamp")
+EVENT_FORMATS = ("events", "events-timestamp")
 L3 = {"ipv4": "ipv4     2", "ipv6": "ipv6     10"}
 
 
@@ -51,8 +53,11 @@ def _tuple(entry: Entry, reply: bool, fmt: str) -> str:
 def render_entry(entry: Entry, fmt: str) -> str:
     """One line in ``fmt`` (see FORMATS)."""
     head: list[str] = []
-    if fmt == "events":
-        head.append(f"[{entry.event or 'NEW'}]")
+    stamp = ""
+    if fmt == "events-timestamp":  # conntrack -E -o timestamp: "[sec.usec]\t"
+        stamp = f"[{1_700_000_000 + (entry.sport or 0)}.{(entry.dport or 0) % 1_000_000:06d}]\t"
+    if fmt in EVENT_FORMATS:  # right-aligned in 9 columns, as conntrack prints it
+        head.append(f"{'[' + (entry.event or 'NEW') + ']':>9}")
     if fmt in ("procfs", "extended"):
         head.append(L3[entry.family])
     head.append(f"{entry.proto:<8} {entry.protonum}")
@@ -66,7 +71,7 @@ def render_entry(entry: Entry, fmt: str) -> str:
     head.append(_tuple(entry, True, fmt))
     if entry.status:
         head.append(f"[{entry.status}]")
-    if fmt != "events" and fmt != "legacy":
+    if fmt not in EVENT_FORMATS and fmt != "legacy":
         head.append(f"mark={entry.mark or 0}")
     if fmt == "procfs":
         head.append(f"zone={entry.zone or 0}")
@@ -74,9 +79,9 @@ def render_entry(entry: Entry, fmt: str) -> str:
         head.append(f"zone={entry.zone}")
     if entry.delta_time is not None and fmt != "legacy":
         head.append(f"delta-time={entry.delta_time}")
-    if fmt != "events":
+    if fmt not in EVENT_FORMATS:
         head.append(f"use={entry.use or 1}")
-    return " ".join(head)
+    return stamp + " ".join(head)
 
 
 TCP_STATES = (

@@ -91,6 +91,34 @@ def test_ipv6_is_canonical_whatever_the_input_form() -> None:
         assert dict(top.groups)[("fd00:77::1",)] == 4
 
 
+def test_timestamped_events_with_tab_or_expanded_spaces_and_kernel_timestamps() -> None:
+    # conntrack -E -o timestamp,ktimestamp: "[sec.usec]<TAB>", right-aligned
+    # event, and on DESTROY the kernel's start/stop times and delta-time
+    event = (
+        "[1763783171.123456]{gap}[DESTROY] tcp      6 src=10.0.0.1 dst=10.0.0.2 sport=40000 "
+        "dport=80 packets=5 bytes=300 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 "
+        "packets=4 bytes=250 [ASSURED] [start=Sat Nov 22 03:46:01 2025] "
+        "[stop=Sat Nov 22 03:46:11 2025] delta-time=10"
+    )
+    lines = [event.format(gap=gap) for gap in ("\t", "        ", "\t  ")]
+    for line in lines:
+        entry = parse_entry_line(line)
+        assert entry is not None, line
+        assert (entry.event, entry.timeout, entry.status, entry.dport) == (
+            "DESTROY",
+            None,
+            "ASSURED",
+            80,
+        )
+    result = scan_bytes("\n".join(lines).encode(), ("proto", "src", "dport", "status"))
+    assert (result.entries, result.skipped.count) == (3, 0)
+    assert result.tallies[result.spec.tallies[0]].counts == {
+        (b"tcp", b"10.0.0.1", b"80", b"ASSURED"): 3
+    }
+    # a time stamp alone is no entry
+    assert parse_entry_line("[1763783171.123456]\t") is None
+
+
 def test_summary_spliced_mid_line_joins_the_line_again() -> None:
     line = render_entry(next(generate_entries(1)), "extended")
     cut = len(line) // 2

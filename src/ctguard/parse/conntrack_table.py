@@ -1,10 +1,11 @@
 """Conntrack table dumps: /proc/net/nf_conntrack, /proc/net/ip_conntrack,
-``conntrack -L`` (plain, ``-o extended``, ``-o id``) and ``conntrack -E`` lines.
+``conntrack -L`` (plain, ``-o extended``, ``-o id``) and ``conntrack -E`` lines
+(``-o timestamp`` too).
 
 All of them share one field order (FACTS.md §5), so one grammar reads every
 format; only optional parts differ:
 
-    [event] [l3name l3num] l4name l4num [timeout] [STATE]
+    [[sec.usec]] [event] [l3name l3num] l4name l4num [timeout] [STATE]
     src= dst= [ports|icmp|gre keys] [zone-orig=] [packets= bytes=] [[UNREPLIED]]
     src= dst= [ports|icmp|gre keys] [zone-reply=] [packets= bytes=]
     [[ASSURED]|[OFFLOAD]|[HW_OFFLOAD]] [mark=] [secctx=|secmark=] [zone=]
@@ -40,9 +41,13 @@ _ADDR = rb"[0-9a-fA-F.:]+"
 _TOKEN = rb"[^ \n]+"
 _PORTS = rb"sport=(\d+) dport=(\d+)"
 
+# ``conntrack -E -o timestamp`` starts each event with "[sec.usec]" and a tab
+# (spaces once a terminal copy has expanded it).
+_EVENT_TIME = rb"(?:\[\d+\.\d+\][ \t]+)?"
+
 # One strict line (no leading newline).  Group names are Entry fields.
 ENTRY_RE = re.compile(
-    rb"[ \t]*(?:\[(?P<event>NEW|UPDATE|DESTROY)\] +)?"
+    rb"[ \t]*" + _EVENT_TIME + rb"(?:\[(?P<event>NEW|UPDATE|DESTROY)\] +)?"
     rb"(?:(?P<l3>ipv4|ipv6) +(?:2|10) +)?"
     rb"(?P<proto>[a-z][a-z0-9-]*) +(?P<protonum>\d+) +"
     rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>[A-Z][A-Z_]*) +)?"
@@ -224,7 +229,7 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
     named = "nat" in wanted  # the reply check refers back to src and dst
     src_frag = rb"(?P<s>\S++)" if named else _cap("src", rb"\S++", wanted)
     dst_frag = rb"(?P<d>\S++)" if named else _cap("dst", rb"\S++", wanted)
-    parts = [rb"\n[ \t]*+(?:\[[A-Z]++\] ++)?(?:ipv[46] ++\d++ ++)?"]
+    parts = [rb"\n[ \t]*+(?:\[\d++\.\d++\][ \t]++)?(?:\[[A-Z]++\] ++)?(?:ipv[46] ++\d++ ++)?"]
     if "proto" in wanted or "timeout" in wanted or "state" in wanted:
         parts += [
             _cap("proto", rb"[a-z][a-z0-9-]*+", wanted),
