@@ -119,6 +119,15 @@ def test_timestamped_events_with_tab_or_expanded_spaces_and_kernel_timestamps() 
     assert parse_entry_line("[1763783171.123456]\t") is None
 
 
+def test_skipped_lines_are_shown_without_their_control_characters() -> None:
+    good = render_entry(next(generate_entries(1)), "procfs")
+    data = f"{good}\nok \x1b]0;owned\x07 \x1b[2J\u009b1m\ttab\n{good}\n".encode()
+    result = scan_bytes(data)
+    assert (result.entries, result.skipped.count) == (2, 1)
+    ((line, _, text),) = result.skipped.examples
+    assert line == 2 and text == "ok \\x1b]0;owned\\x07 \\x1b[2J\\x9b1m\ttab"
+
+
 def test_summary_spliced_mid_line_joins_the_line_again() -> None:
     line = render_entry(next(generate_entries(1)), "extended")
     cut = len(line) // 2
@@ -253,6 +262,46 @@ def test_fuzzed_garbage_is_only_ever_a_counted_skip(
         assert result.entries == valid
         non_blank = sum(1 for line in lines if line.strip())
         assert result.entries + result.skipped.count == non_blank
+
+
+DAMAGE = st.tuples(
+    st.integers(0, 29),  # which line
+    st.floats(0, 1),  # where in it
+    st.sampled_from((b"x", b" ", b"\x1b", b"=", b":", b"9", b"[", b"]", b"\t", b"\r", b"")),
+)
+TOP_COLUMNS = ("proto", "state", "src")
+ANALYZE_COLUMNS = ("proto", "timeout", "state", "src", "dst", "dport", "unreplied", "nat", "status")
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    fmt=st.sampled_from(FORMATS),
+    damage=st.lists(DAMAGE, min_size=1, max_size=6),
+    chunk=st.integers(64, 4096),
+)
+def test_whether_a_line_counts_never_depends_on_its_neighbours(
+    seed: int, fmt: str, damage: list[tuple[int, float, bytes]], chunk: int
+) -> None:
+    """Damaged lines (a byte replaced or cut anywhere) count or not by themselves:
+    scanning the whole dump in chunks of any size gives what scanning each line
+    alone gives, for top's columns and for analyze's."""
+    lines = [render_entry(e, fmt).encode() for e in generate_entries(30, seed, v6_share=0.4)]
+    for which, where, byte in damage:
+        at = int(where * (len(lines[which]) - 1))
+        lines[which] = lines[which][:at] + byte + lines[which][at + 1 :]
+    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS):
+        whole = scan_bytes(b"\n".join(lines) + b"\n", columns, chunk)
+        alone = [scan_bytes(line + b"\n", columns) for line in lines]
+        assert whole.entries == sum(r.entries for r in alone)
+        assert whole.skipped.count == sum(r.skipped.count for r in alone)
+        counted: Counter[object] = Counter()
+        for result in alone:
+            counted.update(result.tallies[columns].counts)
+        assert whole.tallies[columns].counts == counted
+        for key in counted:  # nothing captured holds a control character
+            for value in key if isinstance(key, tuple) else (key,):
+                assert all(32 <= byte < 127 for byte in value), key
 
 
 def test_gzip_and_parallel_ranges_give_the_same_answer(tmp_path: Path) -> None:

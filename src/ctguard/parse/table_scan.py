@@ -9,8 +9,9 @@ counts may be low (``Tally.max_error``).  Heavy hitters, which are
 what a "top" answers, always survive.
 
 Chunks that fail the cheap whole-chunk checks are read line by line with the
-strict grammar; lines that are not entries are counted and the first few
-reported with their line numbers.
+same rule (``line_is_entry``); lines that are not entries are counted, the
+strict grammar says why, and the first few are reported with their line
+numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ctguard.parse.conntrack_table import (
     build_scan_pattern,
     chunk_shape_ok,
     classify_rejected_line,
+    line_is_entry,
 )
 
 DEFAULT_KEY_CAP = 200_000
@@ -36,6 +38,9 @@ Fold = Callable[[Any], Any]
 # (buffer, end offset, counts from conntrack summaries cut out of it)
 Chunk = tuple[bytes, int, Sequence[int]]
 SKIP_EXAMPLES = 5
+# control characters (C0, DEL, C1) of a skipped line, shown as escapes: a
+# dump from elsewhere must not drive the terminal that prints the report
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x09}
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class Skipped:
         self.count += 1
         self.reasons[reason] += 1
         if len(self.examples) < SKIP_EXAMPLES:
-            shown = text[:120].decode("utf-8", "replace")
+            shown = text[:120].decode("utf-8", "replace").translate(_VISIBLE)
             self.examples.append((line_no, reason, shown))
 
     def merge(self, other: Skipped, line_offset: int = 0) -> None:
@@ -209,14 +214,21 @@ class TableScanner:
         """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
 
         Taking an end offset lets the reader pass its buffer without a copy.
+        A newline follows every line when ``end`` is short of the buffer's
+        end; when it is not, the last line is where the input stops without
+        one, perhaps cut short (``head -c``, an interrupted copy), and it
+        counts only when the strict grammar reads it as a whole entry.
         """
         result = self.result
         end = len(data) if end is None else end
         result.declared.extend(declared)
         lines = data.count(b"\n", 0, end)
         rows = self.pattern.findall(data, 0, end)
-        if not chunk_shape_ok(data, end, lines, len(rows)) or not _last_line_ok(data, end):
-            rows = self._rows_line_by_line(data[:end])
+        input_end = end == len(data)
+        if (input_end and not _last_line_whole(data, end)) or not chunk_shape_ok(
+            data, end, lines, len(rows)
+        ):
+            rows = self._rows_line_by_line(data[:end], strict_last=input_end)
         result.lines += lines
         result.entries += len(rows)
         self._count(rows)
@@ -232,17 +244,19 @@ class TableScanner:
             tally.counts.update(rows if getter is None else map(getter, rows))
             tally.prune(cap, fold)
 
-    def _rows_line_by_line(self, chunk: bytes) -> list[Any]:
-        """The slow path: classify each line, then scan only the entries."""
+    def _rows_line_by_line(self, chunk: bytes, *, strict_last: bool) -> list[Any]:
+        """The slow path: sort the lines out one by one, then scan only the entries."""
         good: list[bytes] = []
         first_line = self.result.lines + 1
-        fullmatch = ENTRY_RE.fullmatch
-        for offset, line in enumerate(chunk.split(b"\n")[1:]):
+        pattern = self.pattern
+        lines = chunk.split(b"\n")[1:]
+        for offset, line in enumerate(lines):
             text = line.rstrip(b"\r")
             if not text.strip():
                 self.result.blank += 1
                 continue
-            if fullmatch(text):
+            whole = not strict_last or offset < len(lines) - 1 or ENTRY_RE.fullmatch(text)
+            if whole and line_is_entry(pattern, text):
                 good.append(text)
             else:
                 self.result.skipped.add(first_line + offset, classify_rejected_line(text), text)
@@ -250,17 +264,13 @@ class TableScanner:
             return []
         clean = b"\n" + b"\n".join(good)
         rows: list[Any] = self.pattern.findall(clean)
-        if len(rows) != len(good):  # pragma: no cover - the two grammars disagree
-            raise AssertionError("scan pattern and entry grammar disagree")
+        if len(rows) != len(good):  # pragma: no cover - line_is_entry is the pattern's rule
+            raise AssertionError("a line the scan pattern accepted alone was not found again")
         return rows
 
 
-def _last_line_ok(data: bytes, end: int) -> bool:
-    """The chunk's last line is a whole entry: where a cut input (``head -c``,
-    an interrupted copy) ends.  Inside a clean chunk, a line whose trailing
-    fields (after both tuples) were cut still counts as an entry; its
-    tuples are complete.
-    """
+def _last_line_whole(data: bytes, end: int) -> bool:
+    """The last line of ``data[:end]`` is blank or a whole entry by the strict grammar."""
     if end == 0:
         return True
     start = data.rfind(b"\n", 0, end) + 1
