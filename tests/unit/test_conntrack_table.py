@@ -128,6 +128,19 @@ def test_skipped_lines_are_shown_without_their_control_characters() -> None:
     assert line == 2 and text == "ok \\x1b]0;owned\\x07 \\x1b[2J\\x9b1m\ttab"
 
 
+def test_xml_output_is_skipped_with_a_reason_that_says_what_to_do() -> None:
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>\n<flow><meta direction="original">'
+        '<layer3 protonum="2" protoname="ipv4"><src>10.0.0.1</src><dst>10.0.0.2</dst></layer3>'
+        "</meta></flow>\n</conntrack>\n"
+    )
+    result = scan_bytes(xml.encode())
+    assert (result.entries, result.skipped.count) == (0, 4)
+    assert set(result.skipped.reasons) == {
+        "conntrack -o xml output (not read: save it with -o extended)"
+    }
+
+
 def test_summary_spliced_mid_line_joins_the_line_again() -> None:
     line = render_entry(next(generate_entries(1)), "extended")
     cut = len(line) // 2

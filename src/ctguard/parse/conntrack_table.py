@@ -168,6 +168,8 @@ def classify_rejected_line(line: bytes) -> str:
     """Why a non-blank line is not an entry: for the skip report."""
     if SUMMARY_MARK in line:
         return "conntrack summary"
+    if line.lstrip().startswith((b"<?xml", b"<conntrack", b"<flow", b"</conntrack")):
+        return "conntrack -o xml output (not read: save it with -o extended)"
     if PROMPT_RE.match(line):
         return "shell prompt or command"
     if b"src=" not in line:
