@@ -38,6 +38,8 @@ SAMPLE_COUNTS = {
 }
 
 ALL_COLUMNS = tuple(c for c in COLUMNS if c not in ("timeout", "nat"))
+TOP_COLUMNS = ("proto", "state", "src")
+ANALYZE_COLUMNS = ("proto", "timeout", "state", "src", "dst", "dport", "unreplied", "nat", "status")
 
 
 def scan_bytes(data: bytes, columns: tuple[str, ...] = ("src",), chunk: int = 1 << 20):
@@ -164,6 +166,20 @@ def test_truncated_and_garbage_lines_are_counted_with_line_numbers() -> None:
     assert result.skipped.examples[0][1].startswith("truncated")
 
 
+def test_a_line_cut_after_its_original_tuple_is_skipped_beside_other_garbage() -> None:
+    good = render_entry(next(generate_entries(1)), "procfs")
+    cut = good[: good.index(" sport=")]  # the original tuple whole, no reply tuple
+    data = f"{good}\n\n{cut}\nroot@h:~# conntrack -L\n{good}\n\nhello\n{good}\n"
+    for chunk in (64, 1 << 20):
+        result = scan_bytes(data.encode(), TOP_COLUMNS, chunk)
+        assert (result.entries, result.skipped.count, result.blank) == (3, 3, 2)
+        assert [(line, reason[:9]) for line, reason, _ in result.skipped.examples] == [
+            (3, "truncated"),
+            (4, "shell pro"),
+            (7, "not a con"),
+        ]
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -282,8 +298,6 @@ DAMAGE = st.tuples(
     st.floats(0, 1),  # where in it
     st.sampled_from((b"x", b" ", b"\x1b", b"=", b":", b"9", b"[", b"]", b"\t", b"\r", b"")),
 )
-TOP_COLUMNS = ("proto", "state", "src")
-ANALYZE_COLUMNS = ("proto", "timeout", "state", "src", "dst", "dport", "unreplied", "nat", "status")
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)

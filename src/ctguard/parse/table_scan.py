@@ -26,6 +26,7 @@ from typing import Any
 from ctguard.parse.conntrack_table import (
     ENTRY_RE,
     SUMMARY_RE,
+    build_reject_pattern,
     build_scan_pattern,
     chunk_shape_ok,
     classify_rejected_line,
@@ -196,6 +197,7 @@ class TableScanner:
     def __init__(self, spec: ScanSpec) -> None:
         self.spec = spec
         self.pattern = build_scan_pattern(spec.columns)
+        self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
         self.result = ScanResult(
             spec, tallies={t: Tally(by_first=t in spec.distinct_tallies) for t in spec.tallies}
         )
@@ -224,11 +226,10 @@ class TableScanner:
         result.declared.extend(declared)
         lines = data.count(b"\n", 0, end)
         rows = self.pattern.findall(data, 0, end)
-        input_end = end == len(data)
-        if (input_end and not _last_line_whole(data, end)) or not chunk_shape_ok(
-            data, end, lines, len(rows)
-        ):
-            rows = self._rows_line_by_line(data[:end], strict_last=input_end)
+        if end == len(data) and not _last_line_whole(data, end):
+            rows = self._rows_line_by_line(data[:end], strict_last=True)
+        elif not chunk_shape_ok(data, end, lines, len(rows)):
+            rows = self._rows_around_bad_lines(data, end, rows)
         result.lines += lines
         result.entries += len(rows)
         self._count(rows)
@@ -243,6 +244,31 @@ class TableScanner:
         for (tally, getter), fold in zip(self._getters, self._folds, strict=True):
             tally.counts.update(rows if getter is None else map(getter, rows))
             tally.prune(cap, fold)
+
+    def _rows_around_bad_lines(self, data: bytes, end: int, rows: list[Any]) -> list[Any]:
+        """A chunk where some lines did not match: one more regex pass finds just
+        those (a pasted transcript has a prompt every few hundred lines; reading
+        every line in Python would double the scan).  ``rows`` already skipped
+        them; when the lines that did match also hold two tuples each, they
+        stand, else the chunk is read line by line."""
+        if self._reject is None:
+            self._reject = build_reject_pattern(self.spec.columns)
+        bad = list(self._reject.finditer(data, 0, end))
+        in_bad = sum(match.group().count(b" dst=") for match in bad)
+        if data.count(b" dst=", 0, end) - in_bad != 2 * len(rows):
+            return self._rows_line_by_line(data[:end], strict_last=False)
+        result = self.result
+        line_no, searched = result.lines, 0
+        for match in bad:
+            start = match.start() + 1
+            line_no += data.count(b"\n", searched, start)
+            searched = start
+            text = match.group()[1:].rstrip(b"\r")
+            if text.strip():
+                result.skipped.add(line_no, classify_rejected_line(text), text)
+            else:
+                result.blank += 1
+        return rows
 
     def _rows_line_by_line(self, chunk: bytes, *, strict_last: bool) -> list[Any]:
         """The slow path: sort the lines out one by one, then scan only the entries."""
