@@ -378,6 +378,24 @@ def test_bounded_tallies_keep_heavy_hitters_and_say_approximate() -> None:
     assert sum(1 for key in pairs.counts if key[0] == "198.51.100.9") == 300
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 6), min_size=1, max_size=60),
+    keep=st.integers(0, 70),
+)
+def test_drop_rarest_keeps_the_most_frequent_and_the_earliest_among_equals(
+    counts: list[int], keep: int
+) -> None:
+    from ctguard.parse.table_scan import drop_rarest
+
+    tally: Counter[str] = Counter({f"k{i}": n for i, n in enumerate(counts)})
+    ranked = tally.most_common()  # stable: equal counts stay in insertion order
+    dropped, largest = drop_rarest(tally, keep)
+    assert dict(tally) == dict(ranked[:keep])
+    assert sorted(dropped) == sorted(ranked[keep:])
+    assert largest == (ranked[keep][1] if len(ranked) > keep else 0)
+
+
 def test_a_failing_conntrack_tool_is_an_error_not_an_empty_table() -> None:
     from ctguard.errors import AccessDenied
 

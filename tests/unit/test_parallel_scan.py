@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -42,6 +43,45 @@ def test_children_results_add_up(dump: TableSource) -> None:
     three = scan_table(dump, SPEC, workers=3)
     assert three.entries == one.entries == 2000
     assert three.tallies[("src",)].counts == one.tallies[("src",)].counts
+
+
+def test_the_key_budget_holds_in_every_process_and_through_the_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tally of (nearly) all-distinct keys, across three processes and with
+    slices small enough that the merge has to prune between them."""
+    from ctguard.analyze.table_analysis import ANALYZE_SPEC, T_PORT_CLASS, build_profile
+    from ctguard.parse import table_scan
+    from ctguard.parse.table_scan import ScanResult, key_bytes
+
+    path = tmp_path / "flood.txt"
+    entries = list(generate_entries(6000, 9, v6_share=0.5))
+    path.write_text("".join(render_entry(e, "procfs") + "\n" for e in entries))
+    budget = 40_000
+    spec = dataclasses.replace(ANALYZE_SPEC, key_budget=budget)
+    peaks: list[int] = []
+    fit = ScanResult.fit_budget
+
+    def fit_and_measure(self: ScanResult) -> None:
+        fit(self)
+        peaks.append(sum(len(t.counts) * key_bytes(k) for k, t in self.tallies.items()))
+
+    merge = ScanResult.merge_keys
+
+    def merge_and_measure(self: ScanResult, *args: Any, **kwargs: Any) -> None:
+        merge(self, *args, **kwargs)
+        peaks.append(sum(len(t.counts) * key_bytes(k) for k, t in self.tallies.items()))
+
+    monkeypatch.setattr(ScanResult, "fit_budget", fit_and_measure)
+    monkeypatch.setattr(ScanResult, "merge_keys", merge_and_measure)
+    monkeypatch.setattr(table_scan, "PRUNE_SLICE", 50)
+    source = TableSource(str(path), "file", path=path)
+    three = scan_table(source, spec, workers=3)
+    assert three.entries == 6000 and len(peaks) > 10 and max(peaks) <= budget
+    assert three.tallies[T_PORT_CLASS].pruned_entries > 0
+    profile = build_profile("test", three)
+    assert sum(profile.by_proto.values()) == 6000  # totals exact all the same
+    assert profile.assured == sum(1 for e in entries if e.status == "ASSURED")
 
 
 def test_a_child_exception_is_raised_here(

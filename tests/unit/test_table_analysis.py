@@ -24,7 +24,7 @@ from ctguard.parse.table_scan import scan_chunks
 def test_unreplied_totals_are_exact_under_pruning() -> None:
     entries = list(generate_entries(3000, 21, v6_share=0.3))
     text = "".join(render_entry(e, "procfs") + "\n" for e in entries)
-    spec = dataclasses.replace(ANALYZE_SPEC, key_cap=300)  # fewer keys than sources
+    spec = dataclasses.replace(ANALYZE_SPEC, key_budget=100_000)  # fewer keys than sources
     scan = scan_chunks(spec, iter_chunks(io.BytesIO(text.encode()), 4096))
     profile = build_profile("test", scan)
     assert profile.approximate  # the per-source tallies were pruned
@@ -34,7 +34,42 @@ def test_unreplied_totals_are_exact_under_pruning() -> None:
     assert (profile.syn_unreplied, profile.udp_unreplied) == (syn, udp)
     assert profile.entries == 3000
     assert sum(profile.by_proto.values()) == 3000
-    assert not scan.tallies[T_PORT_CLASS].max_error  # the one they come from was not
+
+
+def test_every_total_is_exact_when_a_flood_to_random_ports_fills_the_budget() -> None:
+    import random
+
+    pick = random.Random(3)
+    lines, expected = [], {"tcp": 0, "udp": 0, "syn": 0, "assured": 0, "nat": 0}
+    for i in range(4000):
+        port = pick.randrange(1, 65536)
+        if i % 4:  # a spoofed SYN flood to random ports
+            src = f"198.51.{pick.randrange(256)}.{pick.randrange(1, 255)}"
+            lines.append(
+                f"ipv4     2 tcp      6 60 SYN_RECV src={src} dst=10.0.0.1 sport=4000 "
+                f"dport={port} [UNREPLIED] src=10.0.0.1 dst={src} sport={port} dport=4000 "
+                "mark=0 zone=0 use=2"
+            )
+            expected["tcp"] += 1
+            expected["syn"] += 1
+        else:  # NATed UDP replies from a server, assured
+            lines.append(
+                f"ipv4     2 udp      17 170 src=10.0.0.9 dst=192.0.2.7 sport={port} dport=53 "
+                f"src=192.0.2.7 dst=203.0.113.1 sport=53 dport={port} [ASSURED] "
+                "mark=0 zone=0 use=2"
+            )
+            expected["udp"] += 1
+            expected["assured"] += 1
+            expected["nat"] += 1
+    spec = dataclasses.replace(ANALYZE_SPEC, key_budget=60_000)
+    scan = scan_chunks(spec, iter_chunks(io.BytesIO("\n".join(lines).encode()), 4096))
+    profile = build_profile("test", scan)
+    assert scan.tallies[T_PORT_CLASS].pruned_entries > 0  # the per-port keys were pruned
+    assert profile.approximate
+    assert (profile.by_proto["tcp"], profile.by_proto["udp"]) == (expected["tcp"], expected["udp"])
+    assert profile.by_state["SYN_RECV"] == expected["syn"] == profile.syn_unreplied
+    assert (profile.assured, profile.nat) == (expected["assured"], expected["nat"])
+    assert profile.by_flags == {"UNREPLIED": expected["syn"], "ASSURED": expected["assured"]}
 
 
 def test_subnet_totals_survive_pruning_of_their_sources() -> None:
@@ -52,7 +87,7 @@ def test_subnet_totals_survive_pruning_of_their_sources() -> None:
             "mark=0 zone=0 use=2"
             for k in range(n + 5)
         ]
-    spec = dataclasses.replace(ANALYZE_SPEC, key_cap=40)
+    spec = dataclasses.replace(ANALYZE_SPEC, key_budget=15_000)
     scan = scan_chunks(spec, iter_chunks(io.BytesIO("\n".join(lines).encode()), 2048))
     profile = build_profile("test", scan)
     assert scan.tallies[T_SRC_CLASS].pruned_entries > 0

@@ -32,12 +32,18 @@ T_TIMEOUT = ("proto", "timeout", "state", "status")
 T_SRC_DPORT = ("src", "dport")
 
 
-# Each tally keeps at most ``key_cap`` distinct keys (memory stays bounded
-# whatever the dump size); past it a tally keeps its heaviest keys and the
-# result says it is approximate.  Only the per-source tallies and the
-# timeouts can grow that large; the totals come from T_PORT_CLASS, which
-# cannot in practice.  The (src, dport) pairs are pruned by source, keeping
-# the sources with the most distinct ports (the scanners).
+# The tallies share a key budget (memory stays bounded whatever the dump);
+# past it the largest keeps its heaviest keys and the result says it is
+# approximate.  The (src, dport) pairs are pruned by source, keeping the
+# sources with the most distinct ports (the scanners).  What pruning drops
+# from T_PORT_CLASS is still counted by class (without the port), so every
+# total stays exact even when a flood to random ports fills the budget.
+def port_class(key: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """A T_PORT_CLASS key without its port: (proto, state, unreplied, nat, status)."""
+    proto, state, _dport, unreplied, nat, status = key
+    return proto, state, unreplied, nat, status
+
+
 def source_subnet(key: tuple[bytes, ...]) -> bytes | str:
     """The /24 (IPv4) or /64 (IPv6) of a T_SRC_CLASS key's source.
 
@@ -47,24 +53,27 @@ def source_subnet(key: tuple[bytes, ...]) -> bytes | str:
     raw = key[2]
     if raw.count(b".") == 3 and b":" not in raw:
         return raw[: raw.rindex(b".") + 1]
+    if len(raw) == 39 and raw.count(b":") == 7:  # expanded IPv6 (procfs): 4 groups
+        return raw[:20]
     return subnet_of(canonical_address(raw), 24, 64)
 
 
 def subnet_label(coarse: bytes | str) -> str:
     """What :func:`source_subnet` gave, as people write a subnet."""
     if isinstance(coarse, bytes):
-        return subnet_of((coarse + b"0").decode("ascii", "replace"), 24, 64)
+        # b"10.0.0." + b"0", or b"2001:0db8:0000:0001:" + b":"
+        address = coarse + (b"0" if coarse.endswith(b".") else b":")
+        return subnet_of(address.decode("ascii", "replace"), 24, 64)
     return coarse
 
 
 ANALYZE_SPEC = ScanSpec(
     columns=COLUMNS,
     tallies=(T_DST, T_SRC_CLASS, T_PORT_CLASS, T_TIMEOUT, T_SRC_DPORT),
-    key_cap=50_000,
     distinct_tallies=(T_SRC_DPORT,),
     # many small sources of one network (a botnet, spoofed SYNs) are what
     # pruning drops first; their subnet totals survive it
-    folds=((T_SRC_CLASS, source_subnet),),
+    folds=((T_SRC_CLASS, source_subnet), (T_PORT_CLASS, port_class)),
 )
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
@@ -162,12 +171,11 @@ def build_profile(
     dports: Counter[tuple[str, int | None]] = Counter()
     syn_dport: Counter[int | None] = Counter()
     udp_dport: Counter[int | None] = Counter()
-    # protocols x states x ports x flags: a tally small enough never to be
-    # pruned in practice, so every total comes from it, exact
-    for (proto, state, dport, unreplied, nat, status), count in t[T_PORT_CLASS].items():
-        port = _port(dport)
+    # totals by class: the kept keys plus what pruning dropped, exact
+    for (proto, state, unreplied, nat, status), count in (
+        scan.tallies[T_PORT_CLASS].coarse_counts(port_class).items()
+    ):
         name, state_name = _text(proto), _text(state)
-        dports[(name, port)] += count
         profile.by_proto[name] += count
         profile.by_state[state_name] += count
         flag = status.decode() if status else ("UNREPLIED" if unreplied else "none")
@@ -177,11 +185,18 @@ def build_profile(
         if nat:
             profile.nat += count
         if name == "tcp" and unreplied and state_name in SYN_STATES:
-            syn_dport[port] += count
             profile.syn_unreplied += count
         if name == "udp" and unreplied:
-            udp_dport[port] += count
             profile.udp_unreplied += count
+    # by port: the kept keys (approximate once pruned)
+    for (proto, state, dport, unreplied, _nat, _status), count in t[T_PORT_CLASS].items():
+        port = _port(dport)
+        name = _text(proto)
+        dports[(name, port)] += count
+        if name == "tcp" and unreplied and _text(state) in SYN_STATES:
+            syn_dport[port] += count
+        if name == "udp" and unreplied:
+            udp_dport[port] += count
     profile.by_dport = rank(dports, TOP)
     profile.syn_by_dport = rank(syn_dport, 3)
     profile.udp_unreplied_by_dport = rank(udp_dport, 3)

@@ -15,7 +15,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def canonical_address(raw: bytes) -> str:
     """The address as people write it: IPv6 compressed, whatever the input form."""
     text = raw.decode("ascii", "replace")
@@ -27,7 +27,7 @@ def canonical_address(raw: bytes) -> str:
     return text
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def address_of(text: str) -> Address | None:
     try:
         return ipaddress.ip_address(text)
@@ -35,7 +35,7 @@ def address_of(text: str) -> Address | None:
         return None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def subnet_of(text: str, v4_len: int, v6_len: int) -> str:
     """The network of ``text`` with the family's prefix length (socket-level, no ipaddress)."""
     family, length, bits = (

@@ -31,7 +31,10 @@ def add_table_source_options(parser: argparse.ArgumentParser) -> None:
         help="fail (exit 3) if any line is not a conntrack entry instead of skipping it",
     )
     parser.add_argument(
-        "--workers", type=int, metavar="N", help="processes for a large dump file (default: auto)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes for a large dump file (default: 2 on 2+ CPUs, for files over 32 MiB)",
     )
 
 

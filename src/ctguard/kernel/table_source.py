@@ -50,7 +50,9 @@ SO_SNDBUFFORCE = 32  # Linux: a send buffer past net.core.wmem_max (CAP_NET_ADMI
 SOCKET_BYTES = 8 << 20  # the kernel doubles it (bookkeeping): ~16 MiB of the table ahead
 MAX_LINE_BYTES = 64 << 10
 PARALLEL_MIN_BYTES = 32 << 20
-MAX_WORKERS = 4
+# Processes of a parallel scan: each may hold a full key budget (see
+# parse.table_scan.KEY_BUDGET), and all together stay under 128 MiB.
+MAX_WORKERS = 2
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -497,8 +499,10 @@ def _fork_range_scan(path: str, start: int, end: int, spec: ScanSpec) -> tuple[i
 
 def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: ScanSpec) -> None:
     """The child's reply: ("ok", the result without its tallies, how many
-    follow), then one (key, tally) per pickle, so the parent never holds
-    more than one of them besides its own; or ("error", the exception)."""
+    follow), then per tally its error bounds and its keys in slices of
+    PRUNE_SLICE, so the parent holds one slice besides its own tallies (and
+    keeps them within the key budget as slices arrive); or ("error", the
+    exception)."""
     import pickle
 
     try:
@@ -510,10 +514,26 @@ def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: Sca
             payload = pickle.dumps(("error", RuntimeError(repr(err))))
         pipe.write(payload)
         return
+    from ctguard.parse.table_scan import PRUNE_SLICE, Tally
+
     tallies, result.tallies = result.tallies, {}
     pickle.dump(("ok", result, len(tallies)), pipe, pickle.HIGHEST_PROTOCOL)
-    for item in tallies.items():
-        pickle.dump(item, pipe, pickle.HIGHEST_PROTOCOL)
+    for key, tally in tallies.items():
+        bounds = Tally(
+            max_error=tally.max_error,
+            pruned_entries=tally.pruned_entries,
+            by_first=tally.by_first,
+            folded_max_error=tally.folded_max_error,
+        )
+        parts = [(False, list(tally.counts.items())), (True, list(tally.folded.items()))]
+        slices = [
+            (folded, items[at : at + PRUNE_SLICE])
+            for folded, items in parts
+            for at in range(0, len(items), PRUNE_SLICE)
+        ]
+        pickle.dump((key, bounds, len(slices)), pipe, pickle.HIGHEST_PROTOCOL)
+        for piece in slices:
+            pickle.dump(piece, pipe, pickle.HIGHEST_PROTOCOL)
 
 
 def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
@@ -531,10 +551,13 @@ def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
                     assert isinstance(value, BaseException)
                     raise value
                 assert isinstance(value, ScanResult)
-                total.merge(value)
+                total.merge_counts(value)
                 for _ in range(rest[0]):
-                    key, tally = pickle.load(pipe)
-                    total.merge_tally(key, tally)
+                    key, bounds, slices = pickle.load(pipe)
+                    total.merge_tally_bounds(key, bounds)
+                    for _ in range(slices):
+                        folded, items = pickle.load(pipe)
+                        total.merge_keys(key, items, folded=folded)
             except EOFError:
                 died = True
     finally:  # the child exits once its pipe is read or closed

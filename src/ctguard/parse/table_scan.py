@@ -3,10 +3,12 @@
 A chunk is many complete lines of a dump, starting with ``\\n`` (see
 ``kernel.table_source``).  Per chunk, one ``findall`` captures only the
 columns the query needs; ``Counter`` aggregates them.  Nothing is kept per
-entry, so memory depends on the number of distinct keys, which is capped:
-past ``key_cap`` keys a tally drops its rarest keys and says by how much its
-counts may be low (``Tally.max_error``).  Heavy hitters, which are
-what a "top" answers, always survive.
+entry, so memory depends on the number of distinct keys, which is bounded in
+bytes: past ``key_budget`` (estimated from each key's width), the tally that
+holds the most drops its rarest half and says by how much its counts may be
+low (``Tally.max_error``).  Heavy hitters, which are what a "top" answers,
+always survive.  The budget holds whatever the input: a flood of spoofed
+IPv6 sources to random ports fills it as fast as anything can.
 
 Chunks that fail the cheap whole-chunk checks are read line by line with the
 same rule (``line_is_entry``); lines that are not entries are counted, the
@@ -20,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -33,7 +36,23 @@ from ctguard.parse.conntrack_table import (
     line_is_entry,
 )
 
-DEFAULT_KEY_CAP = 200_000
+# Bytes of distinct keys one scanning process may hold (estimated, worst
+# case).  With the interpreter (~22 MiB), a prune's transient and the chunks
+# in flight, a process stays under ~60 MiB, so the two processes of a
+# parallel scan stay under 128 MiB together.
+KEY_BUDGET = 16 << 20
+# estimated bytes of one value of each column held in a key (a bytes object:
+# 33 bytes of header + the text, widest case: an expanded IPv6 address)
+_VALUE_BYTES = {
+    **dict.fromkeys(("src", "dst", "reply_src", "reply_dst"), 33 + 39),
+    **dict.fromkeys(("timeout", "sport", "dport", "mark", "zone"), 33 + 10),
+    **dict.fromkeys(("proto", "state", "status"), 33 + 11),
+    "unreplied": 33 + 12,
+    "nat": 0,  # b"" or b"s": shared one-byte objects
+}
+_ENTRY_BYTES = 56  # a dict entry with its share of the table, and the count
+FOLDED_KEY_BYTES = _ENTRY_BYTES + 33 + 20  # a source's subnet
+PRUNE_SLICE = 16384  # keys per pickle when a worker hands its tallies back
 
 Fold = Callable[[Any], Any]
 # (buffer, end offset, counts from conntrack summaries cut out of it)
@@ -44,13 +63,20 @@ SKIP_EXAMPLES = 5
 _VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x09}
 
 
+@lru_cache(maxsize=64)
+def key_bytes(columns: tuple[str, ...]) -> int:
+    """Estimated bytes one distinct key of a tally over ``columns`` holds."""
+    values = sum(_VALUE_BYTES[c] for c in columns)
+    return _ENTRY_BYTES + values + (40 + 8 * len(columns) if len(columns) > 1 else 0)
+
+
 @dataclass(frozen=True)
 class ScanSpec:
     """What to capture (``columns``, in line order) and which combinations to count."""
 
     columns: tuple[str, ...]
     tallies: tuple[tuple[str, ...], ...]
-    key_cap: int = DEFAULT_KEY_CAP
+    key_budget: int = KEY_BUDGET
     # tallies whose keys matter more than their counts (distinct pairs): pruned
     # by their first column, keeping the groups with the most keys
     distinct_tallies: tuple[tuple[str, ...], ...] = ()
@@ -92,6 +118,41 @@ class Skipped:
                 self.examples.append((line_no + line_offset, reason, text))
 
 
+def drop_rarest(counts: Counter[Any], keep: int) -> tuple[list[tuple[Any, int]], int]:
+    """Delete all but the ``keep`` most frequent keys of ``counts``, in place;
+    return the deleted ``(key, count)`` pairs and the largest deleted count.
+
+    Among keys of equal count, the earliest counted stay.  In place and
+    without sorting the keys (a histogram of the counts gives the cut), so a
+    prune needs no second copy of a tally that is already the largest thing
+    in memory.
+    """
+    excess = len(counts) - keep
+    if excess <= 0:
+        return [], 0
+    # (dict.pop: Counter's own __delitem__ is Python code, 5x slower)
+    histogram = Counter(counts.values())
+    below = 0  # keys with a count under the cut: all dropped
+    for cut in sorted(histogram):
+        if below + histogram[cut] >= excess:
+            break
+        below += histogram[cut]
+    keep_at_cut = histogram[cut] - (excess - below)
+    dropped: list[tuple[Any, int]] = []
+    for key, count in counts.items():
+        if count < cut:
+            dropped.append((key, count))
+        elif count == cut:
+            if keep_at_cut:
+                keep_at_cut -= 1
+            else:
+                dropped.append((key, count))
+    pop = counts.pop
+    for key, _ in dropped:
+        pop(key)
+    return dropped, cut
+
+
 @dataclass
 class Tally:
     """Counts of one column combination, with the bound on what pruning removed."""
@@ -104,56 +165,54 @@ class Tally:
     folded: Counter[Any] = field(default_factory=Counter)
     folded_max_error: int = 0
 
-    def prune(self, cap: int, fold: Fold | None = None) -> None:
-        """Keep half of ``cap`` keys, the most frequent ones.
+    def prune(self, keep: int, fold: Fold | None = None) -> None:
+        """Keep ``keep`` keys, the most frequent ones (see ScanSpec.distinct_tallies
+        for ``by_first``).
 
         A key dropped now and seen again later restarts from zero, so a kept
         count may be low by at most the sum of the largest count each prune
         dropped (``max_error``).  With ``fold``, dropped keys are counted in
-        ``folded`` by their coarse key (itself bounded by ``cap``).
+        ``folded`` by their coarse key.
         """
-        if len(self.counts) <= cap:
+        if len(self.counts) <= keep:
             return
         if self.by_first:
-            dropped = self._prune_by_first(cap)
+            dropped = self._prune_by_first(keep)
         else:
-            ranked = self.counts.most_common()
-            keep = cap // 2
-            dropped = ranked[keep:]
-            self.max_error += ranked[keep][1]
-            self.counts = Counter(dict(ranked[:keep]))
+            dropped, largest = drop_rarest(self.counts, keep)
+            self.max_error += largest
         self.pruned_entries += sum(count for _, count in dropped)
         if fold is not None:
             folded = self.folded
             for key, count in dropped:
                 folded[fold(key)] += count
-            if len(folded) > cap:
-                ranked = folded.most_common()
-                self.folded_max_error += ranked[cap // 2][1]
-                self.folded = Counter(dict(ranked[: cap // 2]))
 
-    def _prune_by_first(self, cap: int) -> list[tuple[Any, int]]:
+    def prune_folded(self) -> None:
+        """Halve the coarse keys of what pruning dropped (when they are what
+        fills the budget: many networks)."""
+        self.folded_max_error += drop_rarest(self.folded, len(self.folded) // 2)[1]
+
+    def _prune_by_first(self, keep: int) -> list[tuple[Any, int]]:
         groups: Counter[Any] = Counter(key[0] for key in self.counts)
         kept: set[Any] = set()
         size = 0
         for first, keys in groups.most_common():
-            if size + keys > cap // 2 and kept:
+            if size + keys > keep and kept:
                 break
             kept.add(first)
             size += keys
         dropped = [(k, v) for k, v in self.counts.items() if k[0] not in kept]
         self.max_error = max(self.max_error, 1)
+        pop = self.counts.pop
         for key, _ in dropped:
-            del self.counts[key]
+            pop(key)
         return dropped
 
-    def merge(self, other: Tally, cap: int, fold: Fold | None = None) -> None:
-        self.counts.update(other.counts)
+    def add_bounds(self, other: Tally) -> None:
+        """Take over ``other``'s error bounds (its keys arrive separately)."""
         self.max_error += other.max_error
         self.pruned_entries += other.pruned_entries
-        self.folded.update(other.folded)
         self.folded_max_error += other.folded_max_error
-        self.prune(cap, fold)
 
     def coarse_counts(self, fold: Fold) -> Counter[Any]:
         """Entries by coarse key: the kept keys folded, plus what pruning folded."""
@@ -177,18 +236,55 @@ class ScanResult:
 
     def merge(self, other: ScanResult) -> None:
         """Add ``other`` (the part of the dump that followed this one)."""
+        self.merge_counts(other)
+        for key, tally in other.tallies.items():
+            self.merge_tally_bounds(key, tally)
+            self.merge_keys(key, tally.counts.items())
+            self.merge_keys(key, tally.folded.items(), folded=True)
+
+    def merge_counts(self, other: ScanResult) -> None:
+        """Add ``other``'s entry and line counts (its tallies arrive separately)."""
         self.skipped.merge(other.skipped, line_offset=self.lines)
         self.entries += other.entries
         self.lines += other.lines
         self.blank += other.blank
         self.declared += other.declared
-        for key, tally in other.tallies.items():
-            self.merge_tally(key, tally)
 
-    def merge_tally(self, key: tuple[str, ...], tally: Tally) -> None:
-        """Add one tally of a later part (lets a part arrive a tally at a time)."""
+    def merge_tally_bounds(self, key: tuple[str, ...], tally: Tally) -> None:
         mine = self.tallies.setdefault(key, Tally(by_first=tally.by_first))
-        mine.merge(tally, self.spec.key_cap, self.spec.fold_of(key))
+        mine.add_bounds(tally)
+
+    def merge_keys(
+        self, key: tuple[str, ...], items: Iterable[tuple[Any, int]], *, folded: bool = False
+    ) -> None:
+        """Add counted keys of a later part to tally ``key`` (a slice at a time:
+        the budget holds while a worker's tallies arrive)."""
+        mine = self.tallies[key]
+        target = mine.folded if folded else mine.counts
+        for item, count in items:
+            target[item] += count
+        self.fit_budget()
+
+    def fit_budget(self) -> None:
+        """Halve the tally (or folded subnets) that holds the most bytes until
+        all of them fit ``spec.key_budget``."""
+        spec = self.spec
+        while True:
+            parts: list[tuple[int, tuple[str, ...], bool]] = []
+            for key, tally in self.tallies.items():
+                parts.append((len(tally.counts) * key_bytes(key), key, False))
+                if tally.folded:
+                    parts.append((len(tally.folded) * FOLDED_KEY_BYTES, key, True))
+            if sum(size for size, _, _ in parts) <= spec.key_budget:
+                return
+            _, key, folded = max(parts)
+            tally = self.tallies[key]
+            if folded:
+                tally.prune_folded()
+            elif len(tally.counts) > 1:
+                tally.prune(len(tally.counts) // 2, spec.fold_of(key))
+            else:  # pragma: no cover - a budget smaller than one key per tally
+                return
 
 
 class TableScanner:
@@ -210,7 +306,6 @@ class TableScanner:
             else:
                 getter = itemgetter(*(index[c] for c in tally_columns))
             self._getters.append((self.result.tallies[tally_columns], getter))
-        self._folds = [spec.fold_of(t) for t in spec.tallies]
 
     def feed(self, data: bytes, end: int | None = None, declared: Sequence[int] = ()) -> None:
         """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
@@ -240,10 +335,9 @@ class TableScanner:
         return self.result
 
     def _count(self, rows: list[Any]) -> None:
-        cap = self.spec.key_cap
-        for (tally, getter), fold in zip(self._getters, self._folds, strict=True):
+        for tally, getter in self._getters:
             tally.counts.update(rows if getter is None else map(getter, rows))
-            tally.prune(cap, fold)
+        self.result.fit_budget()
 
     def _rows_around_bad_lines(self, data: bytes, end: int, rows: list[Any]) -> list[Any]:
         """A chunk where some lines did not match: one more regex pass finds just
