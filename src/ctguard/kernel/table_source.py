@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import itertools
 import os
 import shutil
 import signal
@@ -525,15 +526,13 @@ def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: Sca
             by_first=tally.by_first,
             folded_max_error=tally.folded_max_error,
         )
-        parts = [(False, list(tally.counts.items())), (True, list(tally.folded.items()))]
-        slices = [
-            (folded, items[at : at + PRUNE_SLICE])
-            for folded, items in parts
-            for at in range(0, len(items), PRUNE_SLICE)
-        ]
-        pickle.dump((key, bounds, len(slices)), pipe, pickle.HIGHEST_PROTOCOL)
-        for piece in slices:
-            pickle.dump(piece, pipe, pickle.HIGHEST_PROTOCOL)
+        parts = ((False, tally.counts), (True, tally.folded))
+        count = sum(-(-len(keys) // PRUNE_SLICE) for _, keys in parts)
+        pickle.dump((key, bounds, count), pipe, pickle.HIGHEST_PROTOCOL)
+        for folded, keys in parts:  # a slice at a time: no copy of a whole tally
+            items = iter(keys.items())
+            while piece := list(itertools.islice(items, PRUNE_SLICE)):
+                pickle.dump((folded, piece), pipe, pickle.HIGHEST_PROTOCOL)
 
 
 def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
