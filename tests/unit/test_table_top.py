@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from benchmarks.dumpgen import generate_entries, render_entry
 
+from ctguard.analyze.table_keys import canonical_address, canonical_addresses
 from ctguard.analyze.table_query import BASE_DIMENSIONS, parse_dimensions
 from ctguard.analyze.table_top import RowDecoder, dimension_value, group_counts
 from ctguard.kernel.table_source import iter_chunks
@@ -18,13 +19,18 @@ DIMENSIONS = [*BASE_DIMENSIONS, "src/24", "dst/64", "reply-src/16", "src/48"]
 
 
 @pytest.mark.parametrize("spec", [*DIMENSIONS, "src,dport", "proto,state,flags", "zone,mark"])
-def test_fast_grouping_matches_decoded_rows(spec: str) -> None:
+@pytest.mark.parametrize(
+    "formats",
+    # one form of each IPv6 address, or both (expanded and compressed keys merge)
+    [("procfs", "extended"), ("procfs",), ("extended",)],
+)
+def test_fast_grouping_matches_decoded_rows(spec: str, formats: tuple[str, ...]) -> None:
     dims = parse_dimensions(spec)
     columns = tuple(c for c in COLUMNS if any(c in d.columns for d in dims))
     text = "".join(
         render_entry(e, fmt) + "\n"
-        for fmt in ("procfs", "extended")
-        for e in generate_entries(400, 11, v6_share=0.4)
+        for fmt in formats
+        for e in generate_entries(800 // len(formats), 11, v6_share=0.4)
     )
     scan = scan_chunks(
         ScanSpec(columns=columns, tallies=(columns,)), iter_chunks(io.BytesIO(text.encode()))
@@ -38,3 +44,18 @@ def test_fast_grouping_matches_decoded_rows(spec: str) -> None:
     grouped = group_counts(columns, counts, dims)
     assert grouped == expected
     assert sum(grouped.values()) == scan.entries == 800
+
+
+def test_canonical_addresses_in_bulk_match_one_by_one() -> None:
+    raws = [
+        b"10.0.0.1",
+        b"2001:0db8:0000:0000:0000:0000:0000:0001",
+        b"2001:db8::1",
+        b"",
+        b"fe80::zz",  # not an address: kept as read
+        b"::ffff:192.0.2.1",
+    ]
+    assert canonical_addresses(raws) == [canonical_address(r) for r in raws]
+    assert canonical_addresses(raws)[1] == "2001:db8::1"
+    assert canonical_addresses([]) == []
+    assert canonical_addresses([b""]) == [""]

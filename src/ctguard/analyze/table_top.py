@@ -16,6 +16,7 @@ from typing import Any
 
 from ctguard.analyze.table_keys import (
     canonical_address,
+    canonical_addresses,
     decode_int,
     decode_text,
     flags_label,
@@ -123,13 +124,28 @@ def dimension_reader(dim: Dimension, columns: Sequence[str]) -> Callable[[tuple[
     return lambda key: decode(key[at])
 
 
+def _is_plain_address(dim: Dimension, column: str) -> bool:
+    """``dim`` is the address in ``column`` as it is (not its subnet)."""
+    return (
+        dim.columns == (column,) and _DECODERS[column] is canonical_address and dim.v4_len is None
+    )
+
+
 def group_counts(
     columns: Sequence[str], counts: Counter[Any], dims: Sequence[Dimension]
 ) -> Counter[tuple[Any, ...]]:
     """Fold a tally's raw keys into groups (no filter: every key counts)."""
-    readers = [dimension_reader(dim, columns) for dim in dims]
     groups: Counter[tuple[Any, ...]] = Counter()
     single = len(columns) == 1  # such tallies are keyed by the bare value
+    if single and len(dims) == 1 and _is_plain_address(dims[0], columns[0]):
+        addresses = canonical_addresses(counts)
+        if len(set(addresses)) == len(addresses):  # each address in one form only
+            dict.update(groups, zip(zip(addresses), counts.values(), strict=True))
+            return groups
+        for address, count in zip(addresses, counts.values(), strict=True):
+            groups[(address,)] += count
+        return groups
+    readers = [dimension_reader(dim, columns) for dim in dims]
     if len(readers) == 1:
         read = readers[0]
         for key, count in counts.items():
