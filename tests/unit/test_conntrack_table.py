@@ -154,6 +154,25 @@ def test_summary_spliced_mid_line_joins_the_line_again() -> None:
     assert scan_bytes(first).entries == 2 and scan_bytes(first).skipped.count == 0
 
 
+@pytest.mark.parametrize("columns", [("src",), TOP_COLUMNS, ANALYZE_COLUMNS])
+def test_summary_anywhere_in_any_chunk_is_cut_out(columns: tuple[str, ...]) -> None:
+    """Wherever the summary lands in a line, and wherever a chunk ends around
+    it (in particular just after it, with the rest of its line in the next
+    chunk), the line joins up again and the declared count is kept."""
+    lines = [render_entry(e, "extended") for e in generate_entries(3, 5)]
+    clean = scan_bytes(("\n".join(lines) + "\n").encode(), columns)
+    summary = "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.\n"
+    middle = lines[1]
+    for cut in range(len(middle) + 1):
+        text = f"{lines[0]}\n{middle[:cut]}{summary}{middle[cut:]}\n{lines[2]}\n"
+        summary_end = text.index(summary) + len(summary)
+        for chunk in (*range(summary_end - 2, summary_end + 3), 97, 1 << 20):
+            result = scan_bytes(text.encode(), columns, chunk)
+            where = f"summary after {cut} bytes, chunks of {chunk}"
+            assert (result.entries, result.skipped.count, result.declared) == (3, 0, [3]), where
+            assert result.tallies[columns].counts == clean.tallies[columns].counts, where
+
+
 def test_truncated_and_garbage_lines_are_counted_with_line_numbers() -> None:
     good = render_entry(next(generate_entries(1)), "procfs")
     data = (

@@ -291,9 +291,12 @@ def iter_chunks(
     """Newline-aligned chunks ``(buffer, end, declared)``: in ``buffer[:end]``
     each line is preceded by ``\\n`` and none trails the last.
 
-    Summaries conntrack printed into the stream are cut out here (before the
-    alignment, so one spliced across a line joins that line up again) and
-    their declared counts passed along.  A line longer than 64 KiB is cut
+    Summaries conntrack printed into the stream are cut out, and their
+    declared counts passed along: here when one ends a chunk's last line
+    (before the alignment, so one spliced across a line joins that line up
+    again), by the scanner anywhere else (there a summary always fails the
+    whole-chunk checks: see ``TableScanner._feed``), which spares a search
+    of every chunk.  A line longer than 64 KiB is cut
     there; the scanner reports it as malformed.  With ``sample``, reading
     stops at ``limit`` bytes and the line cut there is dropped, not reported.
     """
@@ -311,9 +314,13 @@ def iter_chunks(
             break
         data = carry + block
         declared: list[int] = []
-        if SUMMARY_MARK in data:
-            data, declared = split_summaries(data)
         cut = data.rfind(b"\n")
+        if cut > 0 and data.find(SUMMARY_MARK, data.rfind(b"\n", 0, cut) + 1, cut) >= 0:
+            # only through the last newline: a summary after it may not have
+            # been read to its end (its newline joins a line it splits)
+            head, declared = split_summaries(data[: cut + 1])
+            data = head + data[cut + 1 :]
+            cut = data.rfind(b"\n")
         if cut <= 0:
             carry = data[:MAX_LINE_BYTES] if len(data) > MAX_LINE_BYTES else data
             if declared:

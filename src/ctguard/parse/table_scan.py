@@ -28,6 +28,7 @@ from typing import Any
 
 from ctguard.parse.conntrack_table import (
     ENTRY_RE,
+    SUMMARY_MARK,
     SUMMARY_RE,
     build_reject_pattern,
     build_scan_pattern,
@@ -315,15 +316,30 @@ class TableScanner:
         one, perhaps cut short (``head -c``, an interrupted copy), and it
         counts only when the strict grammar reads it as a whole entry.
         """
-        result = self.result
         end = len(data) if end is None else end
-        result.declared.extend(declared)
+        self.result.declared.extend(declared)
+        self._feed(data, end, at_input_end=end == len(data))
+
+    def _feed(self, data: bytes, end: int, *, at_input_end: bool) -> None:
+        result = self.result
         lines = data.count(b"\n", 0, end)
         rows = self.pattern.findall(data, 0, end)
-        if end == len(data) and not _last_line_whole(data, end):
-            rows = self._rows_line_by_line(data[:end], strict_last=True)
-        elif not chunk_shape_ok(data, end, lines, len(rows)):
-            rows = self._rows_around_bad_lines(data, end, rows)
+        cut_short = at_input_end and not _last_line_whole(data, end)
+        if cut_short or not chunk_shape_ok(data, end, lines, len(rows)):
+            # A summary conntrack printed adds a line and no " dst=" (alone
+            # on its line, or splitting an entry in two), so a chunk holding
+            # one fails the checks, unless the summary ends the chunk's last
+            # line, where iter_chunks has cut it out: it is looked for here.
+            if data.find(SUMMARY_MARK, 0, end) >= 0:
+                cleaned, declared = split_summaries(data[:end])
+                if declared:
+                    result.declared.extend(declared)
+                    self._feed(cleaned, len(cleaned), at_input_end=at_input_end)
+                    return
+            if cut_short:
+                rows = self._rows_line_by_line(data[:end], strict_last=True)
+            else:
+                rows = self._rows_around_bad_lines(data, end, rows)
         result.lines += lines
         result.entries += len(rows)
         self._count(rows)
