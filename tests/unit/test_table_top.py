@@ -10,7 +10,13 @@ from benchmarks.dumpgen import generate_entries, render_entry
 
 from ctguard.analyze.table_keys import canonical_address, canonical_addresses
 from ctguard.analyze.table_query import BASE_DIMENSIONS, parse_dimensions
-from ctguard.analyze.table_top import RowDecoder, dimension_value, group_counts
+from ctguard.analyze.table_top import (
+    RowDecoder,
+    dimension_value,
+    group_counts,
+    rank,
+    top_of_addresses_as_read,
+)
 from ctguard.kernel.table_source import iter_chunks
 from ctguard.parse.conntrack_table import COLUMNS
 from ctguard.parse.table_scan import ScanSpec, scan_chunks
@@ -59,3 +65,30 @@ def test_canonical_addresses_in_bulk_match_one_by_one() -> None:
     assert canonical_addresses(raws)[1] == "2001:db8::1"
     assert canonical_addresses([]) == []
     assert canonical_addresses([b""]) == [""]
+
+
+@pytest.mark.parametrize("formats", [("procfs",), ("extended",), ("procfs", "extended")])
+@pytest.mark.parametrize("by", ["src", "dst", "reply-src", "src/24", "dport"])
+@pytest.mark.parametrize("limit", [1, 3, 10, 0])
+def test_top_of_addresses_as_read_ranks_like_the_decoded_groups(
+    formats: tuple[str, ...], by: str, limit: int
+) -> None:
+    """Decoding only the keys that can rank gives the same top, ties included
+    (many sources hold one entry), or declines: other groupings, all groups
+    (limit 0), and IPv6 read in its compressed form, where two keys may
+    spell one address."""
+    dims = parse_dimensions(by)
+    columns = tuple(c for c in COLUMNS if any(c in d.columns for d in dims))
+    text = "".join(
+        render_entry(e, fmt) + "\n"
+        for fmt in formats
+        for e in generate_entries(600 // len(formats), 5, v6_share=0.4)
+    )
+    spec = ScanSpec(columns=columns, tallies=(columns,))
+    counts = scan_chunks(spec, iter_chunks(io.BytesIO(text.encode()))).tallies[columns].counts
+    groups = group_counts(columns, counts, dims)
+    fast = top_of_addresses_as_read(columns, counts, dims, limit)
+    takes_it = limit > 0 and dims[0].v4_len is None and by != "dport" and "extended" not in formats
+    assert (fast is not None) == takes_it
+    if fast is not None:
+        assert fast == (rank(groups, limit), len(groups))

@@ -9,6 +9,8 @@ and folds keys into groups.
 
 from __future__ import annotations
 
+import heapq
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -188,22 +190,26 @@ def build_top(
     tally = scan.tallies[main_key]
     if filtered:
         groups, matched = _filtered_groups(main_key, tally.counts, dims, table_filter, totals)
+        ranked, group_count = rank(groups, limit), len(groups)
     else:
-        groups = group_counts(main_key, tally.counts, dims)
         matched = scan.entries
+        top = top_of_addresses_as_read(main_key, tally.counts, dims, limit)
+        if top is None:
+            groups = group_counts(main_key, tally.counts, dims)
+            top = rank(groups, limit), len(groups)
+        ranked, group_count = top
         totals_decoder = RowDecoder(TOTAL_DIMS)
         for key, count in scan.tallies[TOTAL_DIMS].counts.items():
             row = totals_decoder.decode(key)
             totals["proto"][row["proto"]] += count
             totals["state"][row["state"] or "-"] += count
-    ranked = rank(groups, limit)
     return TopResult(
         source=source,
         dims=list(dims),
         entries=scan.entries,
         matched=matched,
         groups=ranked,
-        group_count=len(groups),
+        group_count=group_count,
         totals={
             name: sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
             for name, counter in totals.items()
@@ -237,6 +243,31 @@ def _filtered_groups(
         totals["proto"][row["proto"]] += count
         totals["state"][row["state"] or "-"] += count
     return groups, matched
+
+
+# IPv4 keys (decoded as they are) and expanded lowercase IPv6 keys (procfs):
+# no two of them spell one address
+_ADDRESS_AS_READ = rb"(?:[0-9a-f]{4}(?::[0-9a-f]{4}){7}|[^:\n]*+)"
+_ONE_SPELLING_EACH = re.compile(_ADDRESS_AS_READ + rb"(?:\n" + _ADDRESS_AS_READ + rb")*+")
+
+
+def top_of_addresses_as_read(
+    columns: Sequence[str], counts: Counter[Any], dims: Sequence[Dimension], limit: int
+) -> tuple[list[tuple[Any, int]], int] | None:
+    """``rank(group_counts(...), limit)`` and the number of groups, decoding only
+    the keys that can rank, when the grouping is one address and no two keys
+    spell one address (then each key is a group of its own); else None."""
+    if limit <= 0 or len(columns) != 1 or len(dims) != 1:
+        return None
+    if not _is_plain_address(dims[0], columns[0]):
+        return None
+    if _ONE_SPELLING_EACH.fullmatch(b"\n".join(counts)) is None:
+        return None
+    threshold = heapq.nlargest(limit, counts.values())[-1] if len(counts) > limit else 0
+    candidates: Counter[tuple[Any, ...]] = Counter(
+        {(canonical_address(key),): count for key, count in counts.items() if count >= threshold}
+    )
+    return rank(candidates, limit), len(counts)
 
 
 def rank(groups: Counter[Any], limit: int) -> list[tuple[Any, int]]:
