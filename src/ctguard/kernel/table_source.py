@@ -296,8 +296,8 @@ def iter_chunks(
     (before the alignment, so one spliced across a line joins that line up
     again), by the scanner anywhere else (there a summary always fails the
     whole-chunk checks: see ``TableScanner._feed``), which spares a search
-    of every chunk.  A line longer than 64 KiB is cut
-    there; the scanner reports it as malformed.  With ``sample``, reading
+    of every chunk.  A line longer than 64 KiB is cut there; the scanner
+    reports it as malformed.  With ``sample``, reading
     stops at ``limit`` bytes and the line cut there is dropped, not reported.
     """
     from ctguard.parse.conntrack_table import SUMMARY_MARK
