@@ -211,7 +211,15 @@ class CtnetlinkSocket:
         raise CtguardError(f"{what}: {os.strerror(code)}", where="netlink")
 
     def dump(self, msg_type: int, payload: bytes, what: str) -> list[bytes]:
-        seq, message = self._message(msg_type, NLM_F_REQUEST | NLM_F_DUMP, payload)
+        return self._exchange(msg_type, NLM_F_REQUEST | NLM_F_DUMP, payload, what)
+
+    def request(self, msg_type: int, payload: bytes, what: str) -> list[bytes]:
+        return self._exchange(msg_type, NLM_F_REQUEST | NLM_F_ACK, payload, what)
+
+    def _exchange(self, msg_type: int, flags: int, payload: bytes, what: str) -> list[bytes]:
+        """Send one message and collect its replies, up to NLMSG_DONE (a dump's
+        end) or NLMSG_ERROR (an acknowledgement: code 0, or the error raised)."""
+        seq, message = self._message(msg_type, flags, payload)
         self._sock.send(message)
         replies: list[bytes] = []
         while True:
@@ -220,21 +228,6 @@ class CtnetlinkSocket:
                     continue
                 if reply_type == NLMSG_DONE:
                     return replies
-                if reply_type == NLMSG_ERROR:
-                    code = self._error_code(body)
-                    if code:
-                        self._raise_for(code, what)
-                    return replies
-                replies.append(body)
-
-    def request(self, msg_type: int, payload: bytes, what: str) -> list[bytes]:
-        seq, message = self._message(msg_type, NLM_F_REQUEST | NLM_F_ACK, payload)
-        self._sock.send(message)
-        replies: list[bytes] = []
-        while True:
-            for reply_type, _flags, reply_seq, body in self._receive():
-                if reply_seq != seq:
-                    continue
                 if reply_type == NLMSG_ERROR:
                     code = self._error_code(body)
                     if code:
