@@ -23,6 +23,7 @@ from ctguard.parse.conntrack_table import (
     build_procfs_scan_pattern,
     build_scan_pattern,
     parse_entry_line,
+    rows_account_for_every_line,
 )
 from ctguard.parse.table_scan import ScanSpec, TableScanner, scan_chunks
 
@@ -196,12 +197,12 @@ def test_a_dump_leaves_the_procfs_first_pass_when_its_lines_are_in_another_form(
     scanner = TableScanner(spec)
     for data, end, declared in iter_chunks(io.BytesIO(text.encode() + b"\n"), 4096):
         scanner.feed(data, end, declared)
-    assert scanner._first_pass is not scanner.pattern
+    assert scanner._procfs_first
     assert (scanner.result.entries, scanner.result.skipped.count) == (60, 1)
     for data, end, declared in iter_chunks(io.BytesIO("\n".join(other).encode()), 4096):
         scanner.feed(data, end, declared)
     has_family = all(line.startswith("ipv") for line in other)
-    assert (scanner._first_pass is scanner.pattern) == (not has_family)
+    assert scanner._procfs_first == has_family
     assert (scanner.result.entries, scanner.result.skipped.count) == (120, 1)
     alone: Counter[object] = Counter()
     for line in [*procfs, *other]:
@@ -372,7 +373,8 @@ def test_whether_a_line_counts_never_depends_on_its_neighbours(
     for which, where, byte in damage:
         at = int(where * (len(lines[which]) - 1))
         lines[which] = lines[which][:at] + byte + lines[which][at + 1 :]
-    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS):
+    # ("state", "dport") has no column every entry fills: lines counted apart
+    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS, ("state", "dport")):
         whole = scan_bytes(b"\n".join(lines) + b"\n", columns, chunk)
         alone = [scan_bytes(line + b"\n", columns) for line in lines]
         assert whole.entries == sum(r.entries for r in alone)
@@ -408,6 +410,44 @@ def test_the_procfs_pattern_captures_what_the_general_one_does(
                 assert slow is not None and slow.groups() == fast.groups(), line
             elif fmt in ("procfs", "extended"):  # the forms with the family first
                 assert index in {which for which, _, _ in damage}, line
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    fmt=st.sampled_from(FORMATS),
+    damage=st.lists(DAMAGE, max_size=6),
+    noise=st.lists(st.sampled_from((b"", b"root@gw:~# conntrack -L", b"  ", b"dst=1")), max_size=3),
+)
+def test_an_every_line_pass_gives_one_row_per_line_and_an_empty_one_for_each_bad_line(
+    seed: int, fmt: str, damage: list[tuple[int, float, bytes]], noise: list[bytes]
+) -> None:
+    """Rows of an every-line pass line up with the lines: an entry's row is
+    what the plain pattern captures from it, and an all-empty row is a line
+    the plain pattern does not match (when the columns include one every
+    entry fills).  The scanner counts and checks lines by these rows."""
+    lines = [render_entry(e, fmt).encode() for e in generate_entries(30, seed, v6_share=0.4)]
+    for which, where, byte in damage:
+        at = int(where * (len(lines[which]) - 1))
+        lines[which] = lines[which][:at] + byte + lines[which][at + 1 :]
+    lines[seed % 30 : seed % 30] = noise
+    text = b"\n" + b"\n".join(lines)
+    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS, ALL_COLUMNS, ("dport",)):
+        empty: object = b"" if len(columns) == 1 else (b"",) * len(columns)
+        for build in (build_scan_pattern, build_procfs_scan_pattern):
+            plain, every = build(columns), build(columns, every_line=True)
+            rows = every.findall(text)
+            assert len(rows) == text.count(b"\n")
+            for line, row in zip(lines, rows, strict=True):
+                match = plain.match(b"\n" + line)
+                if match is not None:
+                    captured = match.groups(b"")
+                    assert row == (captured[0] if len(columns) == 1 else captured)
+                else:
+                    assert row == empty, line
+                if rows_account_for_every_line(columns):
+                    assert (row == empty) == (match is None), line
+    assert not rows_account_for_every_line(("timeout", "state", "dport", "unreplied", "status"))
 
 
 def test_gzip_and_parallel_ranges_give_the_same_answer(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ctguard.parse.conntrack_table import (
     chunk_shape_ok,
     classify_rejected_line,
     line_is_entry,
+    rows_account_for_every_line,
 )
 
 # Bytes of distinct keys one scanning process may hold (estimated, worst
@@ -294,9 +295,15 @@ class TableScanner:
     def __init__(self, spec: ScanSpec) -> None:
         self.spec = spec
         self.pattern = build_scan_pattern(spec.columns)
-        # the first pass over each chunk: procfs's form until a chunk shows
-        # lines of another form (see _rows_around_bad_lines)
-        self._first_pass = build_procfs_scan_pattern(spec.columns)
+        # The first pass over each chunk: procfs's form until a chunk shows
+        # lines of another form (see _rows_around_bad_lines).  Where rows can
+        # tell a bad line (rows_account_for_every_line), it gives a row for
+        # every line, an empty one for a line that is not an entry.
+        self._every_line = rows_account_for_every_line(spec.columns)
+        self._first_pass = build_procfs_scan_pattern(spec.columns, every_line=self._every_line)
+        self._procfs_first = True
+        # what a line that is not an entry gives in an every-line pass
+        self._no_entry: Any = (b"",) * len(spec.columns) if len(spec.columns) != 1 else b""
         self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
         self.result = ScanResult(
             spec, tallies={t: Tally(by_first=t in spec.distinct_tallies) for t in spec.tallies}
@@ -326,10 +333,15 @@ class TableScanner:
 
     def _feed(self, data: bytes, end: int, *, at_input_end: bool) -> None:
         result = self.result
-        lines = data.count(b"\n", 0, end)
         rows = self._first_pass.findall(data, 0, end)
+        if self._every_line:
+            lines = len(rows)
+            all_matched = self._no_entry not in rows
+        else:
+            lines = data.count(b"\n", 0, end)
+            all_matched = len(rows) == lines
         cut_short = at_input_end and not _last_line_whole(data, end)
-        if cut_short or not chunk_shape_ok(data, end, lines, len(rows)):
+        if cut_short or not chunk_shape_ok(data, end, lines, all_matched):
             # A summary conntrack printed adds a line and no " dst=" (alone
             # on its line, or splitting an entry in two), so a chunk holding
             # one fails the checks, unless the summary ends the chunk's last
@@ -343,6 +355,9 @@ class TableScanner:
             if cut_short:
                 rows = self._rows_line_by_line(data[:end], strict_last=True)
             else:
+                if not all_matched and self._every_line:
+                    no_entry = self._no_entry
+                    rows = [row for row in rows if row != no_entry]
                 rows = self._rows_around_bad_lines(data, end, rows)
         result.lines += lines
         result.entries += len(rows)
@@ -372,8 +387,9 @@ class TableScanner:
             self._reject = build_reject_pattern(self.spec.columns)
         bad = list(self._reject.finditer(data, 0, end))
         in_good = data.count(b" dst=", 0, end) - sum(m.group().count(b" dst=") for m in bad)
-        if in_good != 2 * len(rows) and self._first_pass is not self.pattern:
-            self._first_pass = self.pattern
+        if in_good != 2 * len(rows) and self._procfs_first:
+            self._procfs_first = False
+            self._first_pass = build_scan_pattern(self.spec.columns, every_line=self._every_line)
             rows = self.pattern.findall(data, 0, end)
         if in_good != 2 * len(rows):
             return self._rows_line_by_line(data[:end], strict_last=False)
