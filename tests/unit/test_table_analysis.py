@@ -105,3 +105,52 @@ def test_subnet_totals_survive_pruning_of_their_sources() -> None:
 )
 def test_source_subnet_labels(raw: bytes, label: str) -> None:
     assert subnet_label(source_subnet((b"tcp", b"", raw, b""))) == label
+
+
+@pytest.mark.parametrize(("seed", "fmt"), [(5, "procfs"), (6, "conntrack"), (7, "extended")])
+def test_the_profile_matches_counts_taken_entry_by_entry(seed: int, fmt: str) -> None:
+    """Every ranking and total of the profile, against the same computed from
+    the generated entries one by one (addresses in their canonical form)."""
+    import ipaddress
+    from collections import Counter, defaultdict
+
+    from ctguard.analyze.table_top import rank
+
+    entries = list(generate_entries(4000, seed, v6_share=0.3))
+    text = "".join(render_entry(e, fmt) + "\n" for e in entries)
+    scan = scan_chunks(ANALYZE_SPEC, iter_chunks(io.BytesIO(text.encode()), 8192))
+    profile = build_profile("test", scan, established_timeout=432000)
+    assert not profile.approximate
+
+    def address(text: str) -> str:
+        return ipaddress.ip_address(text).compressed
+
+    def subnet(text: str) -> str:
+        return str(ipaddress.ip_network(f"{text}/{64 if ':' in text else 24}", strict=False))
+
+    syn = [e for e in entries if e.proto == "tcp" and e.unreplied and e.state in SYN_STATES]
+    udp = [e for e in entries if e.proto == "udp" and e.unreplied]
+    ports: defaultdict[str, set[int | None]] = defaultdict(set)
+    for e in entries:
+        ports[address(e.src)].add(e.dport)
+    assert profile.by_src == rank(Counter(address(e.src) for e in entries), 5)
+    assert profile.by_dst == rank(Counter(address(e.dst) for e in entries), 5)
+    assert profile.by_src24 == rank(Counter(subnet(address(e.src)) for e in entries), 5)
+    assert profile.syn_by_src == rank(Counter(address(e.src) for e in syn), 5)
+    assert profile.udp_unreplied_by_src == rank(Counter(address(e.src) for e in udp), 5)
+    assert profile.ports_per_src == rank(Counter({k: len(v) for k, v in ports.items()}), 5)
+    assert profile.by_dport == rank(Counter((e.proto, e.dport) for e in entries), 5)
+    established = [
+        e.timeout
+        for e in entries
+        if e.proto == "tcp" and e.state == "ESTABLISHED" and e.status == "ASSURED" and e.timeout
+    ]
+    assert profile.established_assured == len(established)
+    assert profile.max_established_remaining == max(established)
+    idle = [432000 - left for left in established]
+    assert profile.established_idle == {
+        "idle > 1 day": sum(i >= 86400 for i in idle),
+        "idle 1 h - 1 day": sum(3600 <= i < 86400 for i in idle),
+        "idle < 1 h": sum(i < 3600 for i in idle),
+    }
+    assert len(syn) and len(udp) and profile.syn_unreplied == len(syn)

