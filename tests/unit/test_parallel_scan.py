@@ -12,7 +12,7 @@ import pytest
 from benchmarks.dumpgen import generate_entries, render_entry
 
 from ctguard.errors import ParseError
-from ctguard.kernel import table_source
+from ctguard.kernel import range_scan
 from ctguard.kernel.table_source import TableSource, scan_table
 from ctguard.parse.table_scan import ScanSpec
 
@@ -28,14 +28,14 @@ def dump(tmp_path: Path) -> TableSource:
 
 def _in_children(action: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every range but the first (the children's) do ``action``."""
-    original = table_source._scan_range
+    original = range_scan.scan_range
 
     def scan_range(path: str, start: int, end: int, spec: ScanSpec) -> Any:
         if start > 0:
             action()
         return original(path, start, end, spec)
 
-    monkeypatch.setattr(table_source, "_scan_range", scan_range)
+    monkeypatch.setattr(range_scan, "scan_range", scan_range)
 
 
 def test_children_results_add_up(dump: TableSource) -> None:
@@ -108,3 +108,39 @@ def test_a_killed_child_is_an_error_not_a_short_count(
 def _assert_no_child_left() -> None:
     with pytest.raises(ChildProcessError):  # every child was waited for: no zombie
         os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {b"10.0.0.1": 3, b"": 1, b"2001:0db8:0000:0000:0000:0000:0000:0001": 2**40},
+        {b"": 7},
+        {(b"tcp", b"ESTABLISHED"): 5, (b"udp", b""): 1},
+        {b"a\nb": 1, b"c": 2},  # a newline in a key: sent as a list instead
+    ],
+)
+def test_a_slice_of_a_tally_comes_back_as_it_was_sent(counts: dict[Any, int]) -> None:
+    keys = list(counts)
+    packed, numbers = range_scan.pack_slice(counts, keys)
+    assert isinstance(packed, bytes) == all(
+        isinstance(key, bytes) and b"\n" not in key for key in keys
+    )
+    assert dict(range_scan.unpack_slice(packed, numbers)) == counts
+
+
+def test_while_waiting_runs_once_between_this_process_s_range_and_the_merge(
+    dump: TableSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    merge = range_scan._merge_child_result
+
+    def merge_and_note(*args: Any) -> None:
+        events.append("merge")
+        merge(*args)
+
+    monkeypatch.setattr(range_scan, "_merge_child_result", merge_and_note)
+    result = scan_table(dump, SPEC, workers=2, while_waiting=lambda: events.append("waiting"))
+    assert events == ["waiting", "merge"] and result.entries == 2000
+    events.clear()
+    scan_table(dump, SPEC, workers=1, while_waiting=lambda: events.append("waiting"))
+    assert events == []

@@ -11,6 +11,7 @@ import argparse
 import atexit
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +92,28 @@ def write_json(env: Environment, payload: Any) -> None:
     env.stdout.write("\n")
 
 
-def preload_renderer(module: str, source_kind: str) -> None:
-    """Import a text renderer (and rich) in a background thread while a live
-    table is read.
+def preload_renderer(module: str, source_kind: str) -> Callable[[], None] | None:
+    """Import a text renderer (and rich) off the critical path; for a file,
+    return the import for ``scan_table``'s ``while_waiting``.
 
     The kernel prints the live table at its own pace and the parser waits on
-    it part of the time; importing the renderer then, instead of after the
-    scan, takes it off the critical path.  Only for live sources: a file scan
-    may fork workers, and a fork must not happen halfway through an import.
+    it part of the time: the import runs in a background thread meanwhile.
+    A file scan may fork workers, and a fork must not happen halfway through
+    an import: there it runs once this process has scanned its own range,
+    while the workers may still be scanning theirs.
     """
-    if not source_kind.startswith("live"):
-        return
     import importlib
-    import threading
 
-    def preload() -> None:
+    def load() -> None:
         for name in (module, "rich.console"):  # make_console's import too
             importlib.import_module(name)
 
-    threading.Thread(target=preload, name="ctguard-preload", daemon=True).start()
+    if not source_kind.startswith("live"):
+        return load
+    import threading
+
+    threading.Thread(target=load, name="ctguard-preload", daemon=True).start()
+    return None
 
 
 def make_console(env: Environment) -> Any:

@@ -54,9 +54,10 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         # loaded while the kernel prints the live table
         from ctguard.analyze.table_top import build_top, top_scan_spec
 
-        if not (args.json or args.csv):
-            preload_renderer("ctguard.render.top_text", source.kind)
-        scan = scan_table(source, top_scan_spec(dims, table_filter), workers=args.workers)
+        text = not (args.json or args.csv)
+        later = preload_renderer("ctguard.render.top_text", source.kind) if text else None
+        spec = top_scan_spec(dims, table_filter)
+        scan = scan_table(source, spec, workers=args.workers, while_waiting=later)
     check_strict(args, scan, source)
     result = build_top(source.label, scan, dims, table_filter, args.limit)
     if args.json:

@@ -9,7 +9,7 @@ Reading is the expensive part on a live host: the kernel prints the table
 one page per ``read()``, and only while ``read()`` runs.  So a ``cat`` child
 reads it, started by :func:`reading_started` before the command has even
 loaded its parser, and the parser reads cat's output in parallel.  A large
-regular file is split by byte ranges over worker processes.
+regular file is split by byte ranges over worker processes (``range_scan``).
 
 The scanner (patterns compiled at import) is imported only where a scan
 runs, so that the live table's reading can start without it.
@@ -20,16 +20,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
-import itertools
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,10 +48,6 @@ PIPE_BYTES = 1 << 20
 SO_SNDBUFFORCE = 32  # Linux: a send buffer past net.core.wmem_max (CAP_NET_ADMIN)
 SOCKET_BYTES = 8 << 20  # the kernel doubles it (bookkeeping): ~16 MiB of the table ahead
 MAX_LINE_BYTES = 64 << 10
-PARALLEL_MIN_BYTES = 32 << 20
-# Processes of a parallel scan: each may hold a full key budget (see
-# parse.table_scan.KEY_BUDGET), and all together stay under 128 MiB.
-MAX_WORKERS = 2
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -379,37 +373,6 @@ def iter_chunks_ahead(
         stop.set()
 
 
-def _scan_range(path: str, start: int, end: int, spec: ScanSpec) -> ScanResult:
-    """Worker: scan the lines that begin in [start, end) of a regular file."""
-    from ctguard.parse.table_scan import TableScanner
-
-    with open(path, "rb") as handle:
-        if start > 0:
-            handle.seek(start - 1)
-            if handle.read(1) != b"\n":
-                handle.readline()  # that line belongs to the previous range
-        begin = handle.tell()
-        # the last line may run past ``end``: read up to its newline
-        handle.seek(end)
-        if end > 0 and end < os.fstat(handle.fileno()).st_size:
-            handle.seek(end - 1)
-            if handle.read(1) != b"\n":
-                handle.readline()
-        stop = handle.tell()
-        handle.seek(begin)
-        return TableScanner(spec).feed_all(iter_chunks(handle, limit=stop - begin))
-
-
-def worker_count(size: int) -> int:
-    if size < PARALLEL_MIN_BYTES:
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cpus, size // PARALLEL_MIN_BYTES))
-
-
 def _is_plain_regular_file(path: Path) -> bool:
     try:
         if not path.is_file() or path.stat().st_size == 0:
@@ -426,14 +389,18 @@ def scan_table(
     *,
     workers: int | None = None,
     sample_bytes: int | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> ScanResult:
     """Scan a source with ``spec``: the one entry point for commands.
 
     ``sample_bytes`` reads only the start of the source (the live table is
     printed in hash order, so its start is a fair sample of its content).
+    ``while_waiting`` runs once this process has scanned its part of a file
+    that worker processes share, before their results are merged: work for
+    the time it may wait for them (not called otherwise).
     """
     try:
-        return _scan_source(source, spec, workers, sample_bytes)
+        return _scan_source(source, spec, workers, sample_bytes, while_waiting)
     except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
         raise ParseError(
             f"cannot read the table: {err}",
@@ -443,7 +410,11 @@ def scan_table(
 
 
 def _scan_source(
-    source: TableSource, spec: ScanSpec, workers: int | None, sample_bytes: int | None
+    source: TableSource,
+    spec: ScanSpec,
+    workers: int | None,
+    sample_bytes: int | None,
+    while_waiting: Callable[[], object] | None,
 ) -> ScanResult:
     if (
         sample_bytes is None
@@ -451,131 +422,15 @@ def _scan_source(
         and source.path is not None
         and _is_plain_regular_file(source.path)
     ):
+        from ctguard.kernel import range_scan
+
         size = source.path.stat().st_size
-        count = worker_count(size) if workers is None else max(1, workers)
+        count = range_scan.worker_count(size) if workers is None else max(1, workers)
         if count > 1:
-            return _scan_file_parallel(source.path, size, spec, count)
+            return range_scan.scan_file_parallel(source.path, size, spec, count, while_waiting)
     from ctguard.parse.table_scan import TableScanner
 
     with ExitStack() as stack:
         stream = open_table_stream(source, stack)
         chunk = CHUNK_BYTES if source.kind != "live-procfs" else LIVE_READ_BYTES
         return TableScanner(spec).feed_all(iter_chunks_ahead(stream, chunk, sample_bytes))
-
-
-def _scan_file_parallel(path: Path, size: int, spec: ScanSpec, count: int) -> ScanResult:
-    """Scan ``count`` byte ranges at once: this process takes the first, a
-    forked child each other one (no pool: its threads and queues cost more
-    than they give for a handful of long tasks).  Each child sends its result
-    back pickled through a pipe; a child's exception is raised here."""
-    bounds = [size * i // count for i in range(count + 1)]
-    children: list[tuple[int, int]] = []
-    try:
-        for i in range(1, count):
-            children.append(_fork_range_scan(str(path), bounds[i], bounds[i + 1], spec))
-        total = _scan_range(str(path), bounds[0], bounds[1], spec)
-        while children:
-            pid, read_fd = children.pop(0)
-            _merge_child_result(total, pid, read_fd)
-        return total
-    finally:
-        for pid, read_fd in children:  # only after an error: stop the rest
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.close(read_fd)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-
-
-def _fork_range_scan(path: str, start: int, end: int, spec: ScanSpec) -> tuple[int, int]:
-    """A child scanning one range; returns (pid, the pipe its result comes through)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(write_fd)
-        return pid, read_fd
-    code = 1
-    try:  # the child: never returns
-        os.close(read_fd)
-        with os.fdopen(write_fd, "wb") as pipe:
-            _send_range_scan(pipe, path, start, end, spec)
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _send_range_scan(pipe: IO[bytes], path: str, start: int, end: int, spec: ScanSpec) -> None:
-    """The child's reply: ("ok", the result without its tallies, how many
-    follow), then per tally its error bounds and its keys in slices of
-    PRUNE_SLICE, so the parent holds one slice besides its own tallies (and
-    keeps them within the key budget as slices arrive); or ("error", the
-    exception)."""
-    import pickle
-
-    try:
-        result = _scan_range(path, start, end, spec)
-    except BaseException as err:  # handed to the parent, which raises it
-        try:
-            payload = pickle.dumps(("error", err), pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an exception that cannot be pickled
-            payload = pickle.dumps(("error", RuntimeError(repr(err))))
-        pipe.write(payload)
-        return
-    from ctguard.parse.table_scan import PRUNE_SLICE, Tally
-
-    tallies, result.tallies = result.tallies, {}
-    pickle.dump(("ok", result, len(tallies)), pipe, pickle.HIGHEST_PROTOCOL)
-    for key, tally in tallies.items():
-        bounds = Tally(
-            max_error=tally.max_error,
-            pruned_entries=tally.pruned_entries,
-            by_first=tally.by_first,
-            folded_max_error=tally.folded_max_error,
-        )
-        parts = ((False, tally.counts), (True, tally.folded))
-        count = sum(-(-len(keys) // PRUNE_SLICE) for _, keys in parts)
-        pickle.dump((key, bounds, count), pipe, pickle.HIGHEST_PROTOCOL)
-        for folded, keys in parts:  # a slice at a time: no copy of a whole tally
-            items = iter(keys.items())
-            while piece := list(itertools.islice(items, PRUNE_SLICE)):
-                pickle.dump((folded, piece), pipe, pickle.HIGHEST_PROTOCOL)
-
-
-def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> None:
-    """Merge a child's reply into ``total`` as it arrives (see ``_send_range_scan``)."""
-    import pickle
-
-    from ctguard.parse.table_scan import ScanResult
-
-    died = False
-    try:
-        with os.fdopen(read_fd, "rb") as pipe:
-            try:
-                kind, value, *rest = pickle.load(pipe)
-                if kind == "error":
-                    assert isinstance(value, BaseException)
-                    raise value
-                assert isinstance(value, ScanResult)
-                total.merge_counts(value)
-                for _ in range(rest[0]):
-                    key, bounds, slices = pickle.load(pipe)
-                    total.merge_tally_bounds(key, bounds)
-                    for _ in range(slices):
-                        folded, items = pickle.load(pipe)
-                        total.merge_keys(key, items, folded=folded)
-            except EOFError:
-                died = True
-    finally:  # the child exits once its pipe is read or closed
-        _, status = os.waitpid(pid, 0)
-    if died:
-        raise ParseError(
-            f"a table-scanning child process died ({_wait_text(status)})",
-            hint="retry (out of memory? see dmesg); or scan in one process with --workers 1",
-        )
-
-
-def _wait_text(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
