@@ -24,6 +24,15 @@ from ctguard.parse.table_scan import ScanSpec, scan_chunks
 DIMENSIONS = [*BASE_DIMENSIONS, "src/24", "dst/64", "reply-src/16", "src/48"]
 
 
+def _mixed_dump(formats: tuple[str, ...], entries: int, seed: int) -> str:
+    """``entries`` generated entries, an equal share rendered in each of ``formats``."""
+    return "".join(
+        render_entry(e, fmt) + "\n"
+        for fmt in formats
+        for e in generate_entries(entries // len(formats), seed, v6_share=0.4)
+    )
+
+
 @pytest.mark.parametrize("spec", [*DIMENSIONS, "src,dport", "proto,state,flags", "zone,mark"])
 @pytest.mark.parametrize(
     "formats",
@@ -33,11 +42,7 @@ DIMENSIONS = [*BASE_DIMENSIONS, "src/24", "dst/64", "reply-src/16", "src/48"]
 def test_fast_grouping_matches_decoded_rows(spec: str, formats: tuple[str, ...]) -> None:
     dims = parse_dimensions(spec)
     columns = tuple(c for c in COLUMNS if any(c in d.columns for d in dims))
-    text = "".join(
-        render_entry(e, fmt) + "\n"
-        for fmt in formats
-        for e in generate_entries(800 // len(formats), 11, v6_share=0.4)
-    )
+    text = _mixed_dump(formats, 800, 11)
     scan = scan_chunks(
         ScanSpec(columns=columns, tallies=(columns,)), iter_chunks(io.BytesIO(text.encode()))
     )
@@ -79,11 +84,7 @@ def test_top_of_addresses_as_read_ranks_like_the_decoded_groups(
     spell one address."""
     dims = parse_dimensions(by)
     columns = tuple(c for c in COLUMNS if any(c in d.columns for d in dims))
-    text = "".join(
-        render_entry(e, fmt) + "\n"
-        for fmt in formats
-        for e in generate_entries(600 // len(formats), 5, v6_share=0.4)
-    )
+    text = _mixed_dump(formats, 600, 5)
     spec = ScanSpec(columns=columns, tallies=(columns,))
     counts = scan_chunks(spec, iter_chunks(io.BytesIO(text.encode()))).tallies[columns].counts
     groups = group_counts(columns, counts, dims)
