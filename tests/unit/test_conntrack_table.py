@@ -236,6 +236,25 @@ def test_a_line_cut_after_its_original_tuple_is_skipped_beside_other_garbage() -
         ]
 
 
+def test_a_bad_line_with_both_dst_counts_nothing_in_any_tally() -> None:
+    """A chunk whose " dst=" count balances but which holds a line that is not
+    an entry is counted first and taken back: every tally ends as if the bad
+    line had been seen alone."""
+    good = [render_entry(e, "procfs") for e in generate_entries(6, 7)]
+    bad = "garbage dst=1 dst=2"
+    data = "\n".join([*good[:3], bad, *good[3:]]) + "\n"
+    spec = top_scan_spec(parse_dimensions("src"), TableFilter())
+    expected = TableScanner(spec).feed_all(
+        iter_chunks(io.BytesIO(("\n".join(good) + "\n").encode()))
+    )
+    for chunk in (64, 1 << 20):
+        result = TableScanner(spec).feed_all(iter_chunks(io.BytesIO(data.encode()), chunk))
+        assert (result.entries, result.skipped.count) == (6, 1)
+        assert result.skipped.examples[0][0] == 4
+        for columns in spec.tallies:
+            assert result.tallies[columns].counts == expected.tallies[columns].counts, columns
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     seed=st.integers(0, 10_000),

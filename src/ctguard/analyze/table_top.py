@@ -47,8 +47,10 @@ def top_scan_spec(dims: Sequence[Dimension], table_filter: TableFilter) -> ScanS
     if table_filter.active:
         return ScanSpec(columns=columns, tallies=(columns,))
     group_key = tuple(c for c in COLUMNS if c in group_columns)
-    tallies = (group_key, TOTAL_DIMS) if group_key != TOTAL_DIMS else (TOTAL_DIMS,)
-    return ScanSpec(columns=columns, tallies=tallies)
+    # a tally per total: two small counters of single values cost less than
+    # one of (proto, state) pairs, each a new tuple to build and hash
+    totals = tuple((name,) for name in TOTAL_DIMS if (name,) != group_key)
+    return ScanSpec(columns=columns, tallies=(group_key, *totals))
 
 
 _DECODERS: dict[str, Callable[[bytes], Any]] = {
@@ -198,11 +200,10 @@ def build_top(
             groups = group_counts(main_key, tally.counts, dims)
             top = rank(groups, limit), len(groups)
         ranked, group_count = top
-        totals_decoder = RowDecoder(TOTAL_DIMS)
-        for key, count in scan.tallies[TOTAL_DIMS].counts.items():
-            row = totals_decoder.decode(key)
-            totals["proto"][row["proto"]] += count
-            totals["state"][row["state"] or "-"] += count
+        for name in TOTAL_DIMS:
+            decode = _DECODERS[name]
+            for key, count in scan.tallies[(name,)].counts.items():
+                totals[name][decode(key) or "-"] += count
     return TopResult(
         source=source,
         dims=list(dims),

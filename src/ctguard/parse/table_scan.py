@@ -33,7 +33,7 @@ from ctguard.parse.conntrack_table import (
     build_procfs_scan_pattern,
     build_reject_pattern,
     build_scan_pattern,
-    chunk_shape_ok,
+    chunk_has_both_tuples,
     classify_rejected_line,
     line_is_entry,
     rows_account_for_every_line,
@@ -324,6 +324,18 @@ class TableScanner:
             else:
                 getter = itemgetter(*(index[c] for c in tally_columns))
             self._getters.append((self.result.tallies[tally_columns], getter))
+        self._watch = self._no_entry_watch() if self._every_line else None
+
+    def _no_entry_watch(self) -> tuple[Counter[Any], Any] | None:
+        """A tally where an empty row shows as a key of its own (one keyed by a
+        column every entry fills), and that key: one look at it after counting
+        a chunk tells whether the chunk held a line that is not an entry,
+        instead of a look at every row."""
+        for tally_columns in self.spec.tallies:
+            if rows_account_for_every_line(tally_columns):
+                key = b"" if len(tally_columns) == 1 else (b"",) * len(tally_columns)
+                return self.result.tallies[tally_columns].counts, key
+        return None
 
     def feed(self, data: bytes, end: int | None = None, declared: Sequence[int] = ()) -> None:
         """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
@@ -341,34 +353,57 @@ class TableScanner:
     def _feed(self, data: bytes, end: int, *, at_input_end: bool) -> None:
         result = self.result
         rows = self._first_pass.findall(data, 0, end)
-        if self._every_line:
-            lines = len(rows)
-            all_matched = self._no_entry not in rows
-        else:
-            lines = data.count(b"\n", 0, end)
-            all_matched = len(rows) == lines
+        lines = len(rows) if self._every_line else data.count(b"\n", 0, end)
         cut_short = at_input_end and not _last_line_whole(data, end)
-        if cut_short or not chunk_shape_ok(data, end, lines, all_matched):
-            # A summary conntrack printed adds a line and no " dst=" (alone
-            # on its line, or splitting an entry in two), so a chunk holding
-            # one fails the checks, unless the summary ends the chunk's last
-            # line, where iter_chunks has cut it out: it is looked for here.
-            if data.find(SUMMARY_MARK, 0, end) >= 0:
-                cleaned, declared = split_summaries(data[:end])
-                if declared:
-                    result.declared.extend(declared)
-                    self._feed(cleaned, len(cleaned), at_input_end=at_input_end)
-                    return
-            if cut_short:
-                rows = self._rows_line_by_line(data[:end], strict_last=True)
-            else:
-                if not all_matched and self._every_line:
-                    no_entry = self._no_entry
-                    rows = [row for row in rows if row != no_entry]
-                rows = self._rows_around_bad_lines(data, end, rows)
+        if (
+            not cut_short
+            and chunk_has_both_tuples(data, end, lines)
+            and self._count_if_all_entries(rows, lines)
+        ):
+            result.lines += lines
+            result.entries += len(rows)
+            result.fit_budget()
+            return
+        # A summary conntrack printed adds a line and no " dst=" (alone on
+        # its line, or splitting an entry in two), so a chunk holding one
+        # fails the checks, unless the summary ends the chunk's last line,
+        # where iter_chunks has cut it out: it is looked for here.
+        if data.find(SUMMARY_MARK, 0, end) >= 0:
+            cleaned, declared = split_summaries(data[:end])
+            if declared:
+                result.declared.extend(declared)
+                self._feed(cleaned, len(cleaned), at_input_end=at_input_end)
+                return
+        if cut_short:
+            rows = self._rows_line_by_line(data[:end], strict_last=True)
+        else:
+            if self._every_line:
+                no_entry = self._no_entry
+                rows = [row for row in rows if row != no_entry]
+            rows = self._rows_around_bad_lines(data, end, rows)
         result.lines += lines
         result.entries += len(rows)
         self._count(rows)
+        result.fit_budget()
+
+    def _count_if_all_entries(self, rows: list[Any], lines: int) -> bool:
+        """Count ``rows`` if each of the chunk's ``lines`` lines gave an entry."""
+        if not self._every_line:
+            if len(rows) != lines:
+                return False
+            self._count(rows)
+            return True
+        if self._watch is None:
+            if self._no_entry in rows:
+                return False
+            self._count(rows)
+            return True
+        counts, no_entry_key = self._watch
+        self._count(rows)
+        if no_entry_key not in counts:
+            return True
+        self._uncount(rows)
+        return False
 
     def feed_all(self, chunks: Iterable[Chunk]) -> ScanResult:
         for data, end, declared in chunks:
@@ -378,7 +413,17 @@ class TableScanner:
     def _count(self, rows: list[Any]) -> None:
         for tally, getter in self._getters:
             tally.counts.update(rows if getter is None else map(getter, rows))
-        self.result.fit_budget()
+
+    def _uncount(self, rows: list[Any]) -> None:
+        """Take back a :meth:`_count` of ``rows`` (no prune ran in between)."""
+        for tally, getter in self._getters:
+            counts = tally.counts
+            for key in rows if getter is None else map(getter, rows):
+                left = counts[key] - 1
+                if left:
+                    counts[key] = left
+                else:
+                    del counts[key]
 
     def _rows_around_bad_lines(self, data: bytes, end: int, rows: list[Any]) -> list[Any]:
         """A chunk where some lines did not match: one more regex pass finds just
