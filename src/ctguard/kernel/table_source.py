@@ -41,7 +41,7 @@ from ctguard.model.netns_ref import NetnsRef
 if TYPE_CHECKING:
     from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec
 
-CHUNK_BYTES = 256 << 10  # fits in a core's cache: faster than larger, and less memory
+CHUNK_BYTES = 128 << 10  # fits in a core's cache: faster than larger, and less memory
 LIVE_READ_BYTES = 1 << 20
 F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20
