@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from ctguard.parse.table_scan import ScanSpec
 SPEC = ScanSpec(columns=("src",), tallies=(("src",),))
 
 
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 4 KiB: a small dump is many blocks, as a large one is."""
+    monkeypatch.setattr(range_scan, "BLOCK_BYTES", 4096)
+
+
 @pytest.fixture
 def dump(tmp_path: Path) -> TableSource:
     path = tmp_path / "dump.txt"
@@ -27,15 +34,16 @@ def dump(tmp_path: Path) -> TableSource:
 
 
 def _in_children(action: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every range but the first (the children's) do ``action``."""
-    original = range_scan.scan_range
+    """Make every process but this one (the children) do ``action`` first."""
+    original = range_scan.scan_blocks
+    parent = os.getpid()
 
-    def scan_range(path: str, start: int, end: int, spec: ScanSpec) -> Any:
-        if start > 0:
+    def scan_blocks(*args: Any) -> Any:
+        if os.getpid() != parent:
             action()
-        return original(path, start, end, spec)
+        return original(*args)
 
-    monkeypatch.setattr(range_scan, "scan_range", scan_range)
+    monkeypatch.setattr(range_scan, "scan_blocks", scan_blocks)
 
 
 def test_children_results_add_up(dump: TableSource) -> None:
@@ -43,6 +51,64 @@ def test_children_results_add_up(dump: TableSource) -> None:
     three = scan_table(dump, SPEC, workers=3)
     assert three.entries == one.entries == 2000
     assert three.tallies[("src",)].counts == one.tallies[("src",)].counts
+
+
+def test_blocks_scanned_in_any_order_by_any_process_count_as_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad lines here and there, blank lines, a line longer than several
+    blocks (and than a line may be), no newline at the end: entries, line
+    numbers and tallies are those of one process reading the file in order,
+    whichever process claims which block."""
+    lines = [render_entry(e, "procfs") for e in generate_entries(900, 11)]
+    lines[5] = "hello"
+    lines[300] = ""
+    lines[301] = "x" * 20_000 + " src=1.2.3.4 dst=1.2.3.4"  # through five blocks
+    lines[302] = "y" * 70_000  # past the 64 KiB a line may hold
+    lines[650] = lines[650][:60]
+    path = tmp_path / "dump.txt"
+    path.write_text("\n".join(lines))  # the last line without its newline
+    source = TableSource(str(path), "file", path=path)
+    spec = ScanSpec(columns=("proto", "state", "src"), tallies=(("src",), ("proto", "state")))
+    one = scan_table(source, spec, workers=1)
+    assert one.entries == 895 and one.blank == 1
+    assert [line for line, _, _ in one.skipped.examples] == [6, 302, 303, 651]
+    mine: list[int] = []  # blocks this process scanned (the children's are theirs)
+    original = range_scan._scan_block
+
+    def note_block(scanner: Any, handle: Any, start: int, end: int) -> None:
+        mine.append(start)
+        original(scanner, handle, start, end)
+
+    monkeypatch.setattr(range_scan, "_scan_block", note_block)
+    blocks = -(-path.stat().st_size // 4096)
+    for workers, wait in ((2, None), (3, None), (2, lambda: time.sleep(0.2))):
+        mine.clear()
+        many = scan_table(source, spec, workers=workers, while_waiting=wait)
+        assert (many.entries, many.lines, many.blank) == (one.entries, one.lines, one.blank)
+        assert many.skipped.examples == one.skipped.examples
+        assert many.skipped.reasons == one.skipped.reasons
+        for columns in spec.tallies:
+            assert many.tallies[columns].counts == one.tallies[columns].counts
+        assert len(set(mine)) == len(mine) < blocks  # a child took the rest
+
+
+def test_a_line_longer_than_one_read_across_a_block_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of 150 KiB from the first block into the second: its end is
+    found however many reads it takes, so it is one bad line, and the
+    entries after it in the second block count."""
+    monkeypatch.setattr(range_scan, "BLOCK_BYTES", 128 << 10)
+    entries = [render_entry(e, "procfs") for e in generate_entries(1200, 4)]
+    path = tmp_path / "dump.txt"
+    path.write_text("\n".join([*entries[:200], "z" * (150 << 10), *entries[200:]]) + "\n")
+    source = TableSource(str(path), "file", path=path)
+    assert path.stat().st_size > 2 * (128 << 10)
+    for workers in (1, 2):
+        result = scan_table(source, SPEC, workers=workers)
+        assert (result.entries, result.skipped.count) == (1200, 1)
+        assert result.skipped.examples[0][0] == 201
 
 
 def test_the_key_budget_holds_in_every_process_and_through_the_merge(
@@ -128,15 +194,15 @@ def test_a_slice_of_a_tally_comes_back_as_it_was_sent(counts: dict[Any, int]) ->
     assert dict(range_scan.unpack_slice(packed, numbers)) == counts
 
 
-def test_while_waiting_runs_once_between_this_process_s_range_and_the_merge(
+def test_while_waiting_runs_once_before_this_process_s_blocks_and_the_merge(
     dump: TableSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
     merge = range_scan._merge_child_result
 
-    def merge_and_note(*args: Any) -> None:
+    def merge_and_note(*args: Any) -> Any:
         events.append("merge")
-        merge(*args)
+        return merge(*args)
 
     monkeypatch.setattr(range_scan, "_merge_child_result", merge_and_note)
     result = scan_table(dump, SPEC, workers=2, while_waiting=lambda: events.append("waiting"))

@@ -99,8 +99,7 @@ def preload_renderer(module: str, source_kind: str) -> Callable[[], None] | None
     The kernel prints the live table at its own pace and the parser waits on
     it part of the time: the import runs in a background thread meanwhile.
     A file scan may fork workers, and a fork must not happen halfway through
-    an import: there it runs once this process has scanned its own range,
-    while the workers may still be scanning theirs.
+    an import: there it runs once they are forked, while they scan.
     """
     import importlib
 

@@ -9,7 +9,7 @@ Reading is the expensive part on a live host: the kernel prints the table
 one page per ``read()``, and only while ``read()`` runs.  So a ``cat`` child
 reads it, started by :func:`reading_started` before the command has even
 loaded its parser, and the parser reads cat's output in parallel.  A large
-regular file is split by byte ranges over worker processes (``range_scan``).
+regular file is scanned by worker processes that claim blocks of it (``range_scan``).
 
 The scanner (patterns compiled at import) is imported only where a scan
 runs, so that the live table's reading can start without it.
@@ -395,9 +395,9 @@ def scan_table(
 
     ``sample_bytes`` reads only the start of the source (the live table is
     printed in hash order, so its start is a fair sample of its content).
-    ``while_waiting`` runs once this process has scanned its part of a file
-    that worker processes share, before their results are merged: work for
-    the time it may wait for them (not called otherwise).
+    ``while_waiting`` runs in this process while worker processes scan a
+    file they share (not called otherwise): they take more of the file
+    meanwhile, so the work is done on a CPU that would otherwise wait.
     """
     try:
         return _scan_source(source, spec, workers, sample_bytes, while_waiting)
