@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def _assert_no_child_left() -> None:
 )
 def test_a_slice_of_a_tally_comes_back_as_it_was_sent(counts: dict[Any, int]) -> None:
     keys = list(counts)
-    packed, numbers = range_scan.pack_slice(counts, keys)
+    packed, numbers = range_scan.pack_slice(keys, array("q", counts.values()))
     assert isinstance(packed, bytes) == all(
         isinstance(key, bytes) and b"\n" not in key for key in keys
     )
