@@ -9,16 +9,19 @@ returns in one ``with`` block, and reads proc's net files through
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctguard.errors import AccessDenied, CtguardError, SourceMissing, UsageError
 from ctguard.model.netns_ref import NetnsRef
+
+if TYPE_CHECKING:
+    import ctypes
 
 CLONE_NEWNET = 0x40000000
 NAMED_NETNS_DIRS = (Path("/run/netns"), Path("/var/run/netns"))
@@ -28,6 +31,8 @@ _lock = threading.Lock()
 
 
 def _setns(fd: int) -> None:
+    import ctypes  # only entering a namespace needs it: other commands start sooner
+
     global _libc
     if _libc is None:
         # the running interpreter's own symbols include libc's (no `ldconfig -p`
