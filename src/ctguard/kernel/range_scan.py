@@ -11,8 +11,8 @@ get the same block and no lock is needed.
 A block holds the lines that begin in it.  Each block is counted apart
 (lines, entries, bad lines and where they are), and the parent adds those
 up in the file's order, so line numbers come out as one pass would give
-them; the tallies of a process take every block it scanned.  No pool: its
-threads and queues cost more than they give for a handful of long tasks.
+them; the tallies of a process take every block it scanned.  No pool: a
+fork per process and a pipe of block numbers are all the scheduling needed.
 A child sends its result back through a pipe: its blocks' counts first,
 then its tallies in slices, so the parent holds one slice besides its own
 tallies and keeps them within the key budget as slices arrive.

@@ -302,16 +302,6 @@ class TableScanner:
     def __init__(self, spec: ScanSpec) -> None:
         self.spec = spec
         self.pattern = build_scan_pattern(spec.columns)
-        # The first pass over each chunk: procfs's form until a chunk shows
-        # lines of another form (see _rows_around_bad_lines).  Where rows can
-        # tell a bad line (rows_account_for_every_line), it gives a row for
-        # every line, an empty one for a line that is not an entry.
-        self._every_line = rows_account_for_every_line(spec.columns)
-        self._first_pass = build_procfs_scan_pattern(spec.columns, every_line=self._every_line)
-        self._procfs_first = True
-        # what a line that is not an entry gives in an every-line pass
-        self._no_entry: Any = (b"",) * len(spec.columns) if len(spec.columns) != 1 else b""
-        self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
         self.result = ScanResult(
             spec, tallies={t: Tally(by_first=t in spec.distinct_tallies) for t in spec.tallies}
         )
@@ -324,13 +314,23 @@ class TableScanner:
             else:
                 getter = itemgetter(*(index[c] for c in tally_columns))
             self._getters.append((self.result.tallies[tally_columns], getter))
-        self._watch = self._no_entry_watch() if self._every_line else None
+        # The first pass over each chunk: procfs's form until a chunk shows
+        # lines of another form (see _rows_around_bad_lines).  Where a tally
+        # tells a bad line (_no_entry_watch), it gives a row for every line,
+        # an empty one for a line that is not an entry.
+        self._watch = self._no_entry_watch()
+        self._every_line = self._watch is not None
+        self._first_pass = build_procfs_scan_pattern(spec.columns, every_line=self._every_line)
+        self._procfs_first = True
+        # what a line that is not an entry gives in an every-line pass
+        self._no_entry: Any = (b"",) * len(spec.columns) if len(spec.columns) != 1 else b""
+        self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
 
     def _no_entry_watch(self) -> tuple[Counter[Any], Any] | None:
         """A tally where an empty row shows as a key of its own (one keyed by a
-        column every entry fills), and that key: one look at it after counting
-        a chunk tells whether the chunk held a line that is not an entry,
-        instead of a look at every row."""
+        column every entry fills: see rows_account_for_every_line), and that
+        key: one look at it after counting a chunk tells whether the chunk
+        held a line that is not an entry, instead of a look at every row."""
         for tally_columns in self.spec.tallies:
             if rows_account_for_every_line(tally_columns):
                 key = b"" if len(tally_columns) == 1 else (b"",) * len(tally_columns)
@@ -388,13 +388,8 @@ class TableScanner:
 
     def _count_if_all_entries(self, rows: list[Any], lines: int) -> bool:
         """Count ``rows`` if each of the chunk's ``lines`` lines gave an entry."""
-        if not self._every_line:
+        if self._watch is None:  # rows without a row per line
             if len(rows) != lines:
-                return False
-            self._count(rows)
-            return True
-        if self._watch is None:
-            if self._no_entry in rows:
                 return False
             self._count(rows)
             return True
