@@ -93,6 +93,7 @@ TCP_STATES = (
     ("FIN_WAIT", 5, "ASSURED"),
     ("LAST_ACK", 2, "ASSURED"),
     ("CLOSE", 2, None),
+    ("SYN_SENT2", 1, None),  # simultaneous open: both sides sent a SYN
 )
 SERVICE_PORTS = (443, 443, 443, 80, 80, 22, 3306, 5432, 6379, 8080)
 

@@ -486,6 +486,27 @@ def test_gzip_and_parallel_ranges_give_the_same_answer(tmp_path: Path) -> None:
     assert answers[0][:3] == (3000, 1, 3001)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"ipv4     2 tcp      6 118 SYN_SENT2 src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=6000 "
+        b"src=10.0.0.2 dst=10.0.0.1 sport=6000 dport=5000 mark=0 zone=0 use=2",
+        b"tcp      6 118 SYN_SENT2 src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=6000 "
+        b"src=10.0.0.2 dst=10.0.0.1 sport=6000 dport=5000 mark=0 use=1",
+    ],
+)
+def test_a_state_with_a_digit_is_an_entry(line: bytes) -> None:
+    """TCP's simultaneous open prints SYN_SENT2: an entry, not a malformed line."""
+    entry = parse_entry_line(line.decode())
+    assert entry is not None and entry.state == "SYN_SENT2"
+    spec = top_scan_spec(parse_dimensions("state"), TableFilter())
+    scan = scan_chunks(spec, iter_chunks(io.BytesIO(line + b"\n")))
+    assert (scan.entries, scan.skipped.count) == (1, 0)
+    assert build_top("x", scan, parse_dimensions("state"), TableFilter(), 0).groups == [
+        (("SYN_SENT2",), 1)
+    ]
+
+
 def test_entry_nat_flag() -> None:
     entry = Entry(
         proto="tcp",

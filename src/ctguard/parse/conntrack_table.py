@@ -38,6 +38,9 @@ SUMMARY_RE = re.compile(
 SUMMARY_MARK = b"(conntrack-tools)"
 
 _ADDR = rb"[0-9a-fA-F.:]+"
+# a protocol state: upper case, digits after the first letter (TCP's
+# simultaneous open is SYN_SENT2)
+_STATE = rb"[A-Z][A-Z0-9_]*"
 _TOKEN = rb"[^ \n]+"
 _PORTS = rb"sport=(\d+) dport=(\d+)"
 
@@ -50,7 +53,7 @@ ENTRY_RE = re.compile(
     rb"[ \t]*" + _EVENT_TIME + rb"(?:\[(?P<event>NEW|UPDATE|DESTROY)\] +)?"
     rb"(?:(?P<l3>ipv4|ipv6) +(?:2|10) +)?"
     rb"(?P<proto>[a-z][a-z0-9-]*) +(?P<protonum>\d+) +"
-    rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>[A-Z][A-Z_]*) +)?"
+    rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>" + _STATE + rb") +)?"
     rb"src=(?P<src>" + _ADDR + rb") dst=(?P<dst>" + _ADDR + rb") "
     rb"(?:sport=(?P<sport>\d+) dport=(?P<dport>\d+) "
     rb"|type=(?P<icmp_type>\d+) code=(?P<icmp_code>\d+) id=(?P<icmp_id>\d+) "
@@ -303,7 +306,7 @@ def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes
         rb" ++\d++ ++(?:",
         _cap("timeout", rb"\d++", wanted),
         rb" ++)?(?:",
-        _cap("state", rb"[A-Z][A-Z_]*+", wanted),
+        _cap("state", _STATE + b"+", wanted),
         rb" ++)?src=",
         src_frag,
         rb" dst=",
