@@ -37,6 +37,8 @@ def _tuple(entry: Entry, reply: bool, fmt: str) -> str:
             (entry.reply_sport, entry.reply_dport) if reply else (entry.sport, entry.dport)
         )
         parts.append(f"sport={sport} dport={dport}")
+    elif entry.proto == "gre":  # PPTP's call ids, as the keymap gives them
+        parts.append("srckey=0x0 dstkey=0x1a" if not reply else "srckey=0x1a dstkey=0x0")
     elif entry.icmp_type is not None:
         icmp_type = entry.icmp_type
         if reply and entry.proto in ("icmp", "icmpv6"):
@@ -65,6 +67,8 @@ def render_entry(entry: Entry, fmt: str) -> str:
         head.append(str(entry.timeout))
     if entry.state:
         head.append(entry.state)
+    elif entry.proto == "gre" and fmt in ("procfs", "legacy"):  # where a state would be
+        head.append("timeout=30, stream_timeout=180")
     head.append(_tuple(entry, False, fmt))
     if entry.unreplied:
         head.append("[UNREPLIED]")
@@ -172,7 +176,7 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
                 zone=0,
                 use=2,
             )
-        else:
+        elif roll < 0.995 or family == "ipv6":
             proto, num, echo = ("icmpv6", 58, 128) if family == "ipv6" else ("icmp", 1, 8)
             yield Entry(
                 proto=proto,
@@ -190,6 +194,25 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
                 bytes=84,
                 reply_packets=1,
                 reply_bytes=84,
+                mark=0,
+                zone=0,
+                use=2,
+            )
+        else:  # a PPTP tunnel's GRE flow
+            yield Entry(
+                proto="gre",
+                protonum=47,
+                src=src,
+                dst=dst,
+                reply_src=dst,
+                reply_dst=src,
+                family=family,
+                timeout=rng.randint(1, 180),
+                status="ASSURED",
+                packets=rng.randint(1, 500),
+                bytes=rng.randint(60, 900000),
+                reply_packets=rng.randint(1, 500),
+                reply_bytes=rng.randint(60, 900000),
                 mark=0,
                 zone=0,
                 use=2,

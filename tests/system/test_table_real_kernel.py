@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from ctguard.lab.fill import fill_table, synthetic_flows
-from ctguard.lab.traffic import send_udp, wait_until
+from ctguard.lab.traffic import send_ip_packet, send_udp, wait_until
 from tests.conftest import run_cli
 
 
@@ -41,6 +41,30 @@ def test_top_netns_matches_conntrack_list(lab):
     analysis = run_cli("analyze", "--netns", ns.name, "--json").json()
     assert analysis["entries"] == data["entries"]
     assert analysis["established"]["timeout"] == 432000  # read from the namespace's sysctl
+
+
+# PPTP's GRE (version 1, key present, PPP payload, call id 0x1a) and an
+# SCTP INIT chunk (verification tag 0, initiate tag, window, streams, TSN)
+GRE_PPTP = bytes.fromhex("2001880b0000001a")
+SCTP_INIT = bytes.fromhex("13881770000000000000000001000014112233440000ffff0001000100000001")
+
+
+def test_gre_and_sctp_entries_are_entries(lab):
+    """procfs prints GRE's timeouts where a state would be; none is a bad line."""
+    ns = lab.add_namespace("proto")
+    peer = lab.add_namespace("peer")
+    lab.link(ns, peer)
+    ns.enable_conntrack()
+    send_ip_packet(ns, "10.77.0.2", 47, GRE_PPTP)
+    send_ip_packet(ns, "10.77.0.2", 132, SCTP_INIT)
+    assert wait_until(lambda: len(ns.exec(["conntrack", "-L"]).splitlines()) >= 2)
+    assert "stream_timeout=" in ns.exec(["cat", "/proc/net/nf_conntrack"])
+
+    data = run_cli("top", "--netns", ns.name, "--by", "proto,state", "--json").json()
+    assert data["skipped"] == 0
+    groups = {tuple(g["values"].values()): g["count"] for g in data["groups"]}
+    assert groups[("gre", None)] == 1
+    assert groups[("sctp", "CLOSED")] == 1
 
 
 def test_doctor_table_section_samples_a_table_above_its_budget(lab, monkeypatch):

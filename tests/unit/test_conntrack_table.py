@@ -43,6 +43,8 @@ SAMPLE_COUNTS = {
     "conntrack_L_extended_k6.18.txt": (13, 0, 13),
     "conntrack_L_ipv6_k6.18.txt": (4, 0, 4),
     "conntrack_L_k6.18.txt": (13, 0, 13),
+    "nf_conntrack_procfs_k6.18_gre_sctp.txt": (3, 0, None),
+    "conntrack_L_k6.18_gre_sctp.txt": (3, 0, 3),
 }
 
 ALL_COLUMNS = tuple(c for c in COLUMNS if c not in ("timeout", "nat"))
@@ -505,6 +507,25 @@ def test_a_state_with_a_digit_is_an_entry(line: bytes) -> None:
     assert build_top("x", scan, parse_dimensions("state"), TableFilter(), 0).groups == [
         (("SYN_SENT2",), 1)
     ]
+
+
+def test_procfs_gre_prints_its_timeouts_where_a_state_would_be() -> None:
+    procfs, tool = (
+        (SAMPLES / name).read_text().splitlines()
+        for name in ("nf_conntrack_procfs_k6.18_gre_sctp.txt", "conntrack_L_k6.18_gre_sctp.txt")
+    )
+    gre = parse_entry_line(procfs[0])
+    assert gre is not None
+    assert (gre.proto, gre.timeout, gre.state, gre.src, gre.reply_src) == (
+        "gre",
+        29,
+        None,
+        "10.99.0.1",
+        "10.99.0.2",
+    )
+    assert gre.unreplied and gre.mark == 0
+    same = parse_entry_line(tool[1])  # conntrack -L leaves the GRE timeouts out
+    assert same is not None and (same.proto, same.timeout, same.src) == ("gre", 29, "10.99.0.1")
 
 
 def test_entry_nat_flag() -> None:

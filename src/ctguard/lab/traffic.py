@@ -123,6 +123,15 @@ def send_udp(namespace: LabNamespace, address: str, ports: list[int], payload: b
     return sent
 
 
+def send_ip_packet(namespace: LabNamespace, address: str, protocol: int, payload: bytes) -> None:
+    """One IPv4 packet of IP protocol ``protocol`` carrying ``payload`` (the
+    kernel writes the IP header): a GRE or SCTP flow conntrack tracks."""
+    with namespace.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, protocol)
+    with sock:
+        sock.sendto(payload, (address, 0))
+
+
 MAX_DATAGRAMS = 1_000_000
 
 

@@ -41,6 +41,9 @@ _ADDR = rb"[0-9a-fA-F.:]+"
 # a protocol state: upper case, digits after the first letter (TCP's
 # simultaneous open is SYN_SENT2)
 _STATE = rb"[A-Z][A-Z0-9_]*"
+# where TCP, SCTP and DCCP print their state, procfs prints GRE's two
+# timeouts (in seconds, with a comma; `conntrack -L` leaves them out)
+_GRE_TIMEOUTS = rb"timeout=\d+, stream_timeout=\d+"
 _TOKEN = rb"[^ \n]+"
 _PORTS = rb"sport=(\d+) dport=(\d+)"
 
@@ -53,7 +56,7 @@ ENTRY_RE = re.compile(
     rb"[ \t]*" + _EVENT_TIME + rb"(?:\[(?P<event>NEW|UPDATE|DESTROY)\] +)?"
     rb"(?:(?P<l3>ipv4|ipv6) +(?:2|10) +)?"
     rb"(?P<proto>[a-z][a-z0-9-]*) +(?P<protonum>\d+) +"
-    rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>" + _STATE + rb") +)?"
+    rb"(?:(?P<timeout>\d+) +)?(?:(?P<state>" + _STATE + rb") +|" + _GRE_TIMEOUTS + rb" +)?"
     rb"src=(?P<src>" + _ADDR + rb") dst=(?P<dst>" + _ADDR + rb") "
     rb"(?:sport=(?P<sport>\d+) dport=(?P<dport>\d+) "
     rb"|type=(?P<icmp_type>\d+) code=(?P<icmp_code>\d+) id=(?P<icmp_id>\d+) "
@@ -307,7 +310,7 @@ def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes
         _cap("timeout", rb"\d++", wanted),
         rb" ++)?(?:",
         _cap("state", _STATE + b"+", wanted),
-        rb" ++)?src=",
+        rb" ++|timeout=\d++, stream_timeout=\d++ ++)?src=",  # see _GRE_TIMEOUTS
         src_frag,
         rb" dst=",
         dst_frag,
