@@ -45,6 +45,8 @@ SAMPLE_COUNTS = {
     "conntrack_L_k6.18.txt": (13, 0, 13),
     "nf_conntrack_procfs_k6.18_gre_sctp.txt": (3, 0, None),
     "conntrack_L_k6.18_gre_sctp.txt": (3, 0, 3),
+    "conntrack_E_timestamp_k6.18.txt": (4, 0, 4),
+    "conntrack_E_extended_id_k6.18.txt": (4, 0, 4),
 }
 
 ALL_COLUMNS = tuple(c for c in COLUMNS if c not in ("timeout", "nat"))
