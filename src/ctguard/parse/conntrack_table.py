@@ -229,7 +229,7 @@ def build_scan_pattern(columns: Sequence[str], *, every_line: bool = False) -> r
     """A pattern matching ``\\n`` + one entry, capturing ``columns`` in order.
 
     The pattern stops after the last field it needs, so cheap queries do not
-    pay for the rest of the line; :func:`chunk_has_both_tuples` checks the rest of
+    pay for the rest of the line; :func:`tuple_marks` checks the rest of
     the shape (both tuples present) for the whole chunk at once.  Repeats are
     possessive (``\\d++``): no field can give characters back to the next, so
     keeping the engine from saving backtrack points changes no match and
@@ -361,12 +361,13 @@ def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes
     return b"".join(parts)
 
 
-def chunk_has_both_tuples(data: bytes, end: int, lines: int) -> bool:
-    """Whether ``data[:end]`` holds two ``dst=`` per line: with every line
-    matched by the scan pattern (a valid start through the original tuple),
-    the whole-chunk check that each of its ``lines`` lines is an entry with
-    both tuples (a line cut short has one).  A C-speed pass instead of a look
-    at each line.
+def tuple_marks(data: bytes, start: int = 0, end: int | None = None) -> int:
+    """The ``dst=`` in ``data[start:end]``: an entry has two, one per tuple.
+
+    Two per line of a chunk is, with every line matched by the scan pattern
+    (a valid start through the original tuple), the whole-chunk check that
+    each line is an entry with both tuples (a line cut short has one).  A
+    C-speed pass instead of a look at each line.
 
     A sum can balance: a line cut after its original tuple (one ``dst=``)
     and a line with three (two run together) pass together where each alone
@@ -375,16 +376,16 @@ def chunk_has_both_tuples(data: bytes, end: int, lines: int) -> bool:
     tuple are exposed; reading each line's reply tuple there would cost ~25%
     of such a scan (see README).
     """
-    return data.count(b" dst=", 0, end) == 2 * lines
+    return data.count(b" dst=", start, len(data) if end is None else end)
 
 
 def line_is_entry(pattern: re.Pattern[bytes], line: bytes) -> bool:
-    """What the whole-chunk checks (a match for every line and
-    :func:`chunk_has_both_tuples`) check, for one line (without its ``\\n``).
+    """What the whole-chunk checks (a match for every line and two
+    :func:`tuple_marks` per line) check, for one line (without its ``\\n``).
 
     Chunks that fail the whole-chunk checks are read line by line with this
     same rule, so whether a line counts never depends on the lines around it
     (a line damaged past the fields a query reads counts for that query, with
     or without garbage in its chunk).
     """
-    return pattern.match(b"\n" + line) is not None and line.count(b" dst=") == 2
+    return pattern.match(b"\n" + line) is not None and tuple_marks(line) == 2
