@@ -412,13 +412,8 @@ class TableScanner:
     def _uncount(self, rows: list[Any]) -> None:
         """Take back a :meth:`_count` of ``rows`` (no prune ran in between)."""
         for tally, getter in self._getters:
-            counts = tally.counts
             for key in rows if getter is None else map(getter, rows):
-                left = counts[key] - 1
-                if left:
-                    counts[key] = left
-                else:
-                    del counts[key]
+                _take_back(tally.counts, key, 1)
 
     def _count_around_empty_rows(self, data: bytes, end: int, rows: list[Any], marks: int) -> bool:
         """A chunk of an every-line pass with some bad lines: its empty rows
@@ -446,12 +441,7 @@ class TableScanner:
             return False
         self._count(rows)
         for tally, getter in self._getters:
-            key = no_entry if getter is None else getter(no_entry)
-            left = tally.counts[key] - empty
-            if left:
-                tally.counts[key] = left
-            else:
-                del tally.counts[key]
+            _take_back(tally.counts, no_entry if getter is None else getter(no_entry), empty)
         result = self.result
         for i, text in zip(at, bad, strict=True):
             if text.strip():
@@ -520,6 +510,15 @@ class TableScanner:
         if len(rows) != len(good):  # pragma: no cover - line_is_entry is the pattern's rule
             raise AssertionError("a line the scan pattern accepted alone was not found again")
         return rows
+
+
+def _take_back(counts: Counter[Any], key: Any, number: int) -> None:
+    """Count ``key`` ``number`` times less (it was counted at least that often)."""
+    left = counts[key] - number
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def _last_line_whole(data: bytes, end: int) -> bool:
