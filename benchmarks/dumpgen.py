@@ -12,7 +12,8 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Iterator
-from typing import TextIO
+from functools import partial
+from typing import Any, TextIO
 
 from ctguard.parse.conntrack_table import Entry
 
@@ -108,6 +109,21 @@ def _zipf_picker(rng: random.Random, size: int, s: float = 1.1) -> Iterator[int]
         yield from rng.choices(range(size), weights=weights, k=4096)
 
 
+def _flow(src: str, dst: str, family: str, **fields: Any) -> Entry:
+    """An entry from ``src`` to ``dst`` answered without NAT, mark and zone 0."""
+    return Entry(
+        src=src,
+        dst=dst,
+        reply_src=dst,
+        reply_dst=src,
+        family=family,
+        mark=0,
+        zone=0,
+        use=2,
+        **fields,
+    )
+
+
 def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Iterator[Entry]:
     rng = random.Random(seed)
     v4 = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(1, 40001)]
@@ -118,6 +134,7 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
         family = "ipv6" if rng.random() < v6_share else "ipv4"
         src = v6[next(pick6)] if family == "ipv6" else v4[next(pick4)]
         dst = "2001:db8::80" if family == "ipv6" else "192.0.2.80"
+        flow = partial(_flow, src, dst, family)
         sport = rng.randint(1024, 65535)
         roll = rng.random()
         if roll < 0.72:
@@ -126,14 +143,9 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
             timeout = (
                 432000 - rng.randint(0, 7200) if state == "ESTABLISHED" else rng.randint(1, 120)
             )
-            yield Entry(
+            yield flow(
                 proto="tcp",
                 protonum=6,
-                src=src,
-                dst=dst,
-                reply_src=dst,
-                reply_dst=src,
-                family=family,
                 timeout=timeout,
                 state=state,
                 sport=sport,
@@ -146,21 +158,13 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
                 bytes=rng.randint(60, 90000),
                 reply_packets=rng.randint(0, 50),
                 reply_bytes=rng.randint(0, 90000),
-                mark=0,
-                zone=0,
-                use=2,
             )
         elif roll < 0.96:
             dport = rng.choice((53, 53, 53, 123, 443))
             replied = rng.random() < 0.6
-            yield Entry(
+            yield flow(
                 proto="udp",
                 protonum=17,
-                src=src,
-                dst=dst,
-                reply_src=dst,
-                reply_dst=src,
-                family=family,
                 timeout=rng.randint(1, 120),
                 sport=sport,
                 dport=dport,
@@ -172,20 +176,12 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
                 bytes=70,
                 reply_packets=int(replied),
                 reply_bytes=120 * int(replied),
-                mark=0,
-                zone=0,
-                use=2,
             )
         elif roll < 0.995 or family == "ipv6":
             proto, num, echo = ("icmpv6", 58, 128) if family == "ipv6" else ("icmp", 1, 8)
-            yield Entry(
+            yield flow(
                 proto=proto,
                 protonum=num,
-                src=src,
-                dst=dst,
-                reply_src=dst,
-                reply_dst=src,
-                family=family,
                 timeout=29,
                 icmp_type=echo,
                 icmp_code=0,
@@ -194,28 +190,17 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
                 bytes=84,
                 reply_packets=1,
                 reply_bytes=84,
-                mark=0,
-                zone=0,
-                use=2,
             )
         else:  # a PPTP tunnel's GRE flow
-            yield Entry(
+            yield flow(
                 proto="gre",
                 protonum=47,
-                src=src,
-                dst=dst,
-                reply_src=dst,
-                reply_dst=src,
-                family=family,
                 timeout=rng.randint(1, 180),
                 status="ASSURED",
                 packets=rng.randint(1, 500),
                 bytes=rng.randint(60, 900000),
                 reply_packets=rng.randint(1, 500),
                 reply_bytes=rng.randint(60, 900000),
-                mark=0,
-                zone=0,
-                use=2,
             )
 
 
