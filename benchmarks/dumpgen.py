@@ -109,7 +109,7 @@ def _zipf_picker(rng: random.Random, size: int, s: float = 1.1) -> Iterator[int]
         yield from rng.choices(range(size), weights=weights, k=4096)
 
 
-def _flow(src: str, dst: str, family: str, **fields: Any) -> Entry:
+def flow_entry(src: str, dst: str, family: str, **fields: Any) -> Entry:
     """An entry from ``src`` to ``dst`` answered without NAT, mark and zone 0."""
     return Entry(
         src=src,
@@ -134,7 +134,7 @@ def generate_entries(count: int, seed: int = 1, v6_share: float = 0.15) -> Itera
         family = "ipv6" if rng.random() < v6_share else "ipv4"
         src = v6[next(pick6)] if family == "ipv6" else v4[next(pick4)]
         dst = "2001:db8::80" if family == "ipv6" else "192.0.2.80"
-        flow = partial(_flow, src, dst, family)
+        flow = partial(flow_entry, src, dst, family)
         sport = rng.randint(1024, 65535)
         roll = rng.random()
         if roll < 0.72:

@@ -6,7 +6,7 @@ import gzip
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.dumpgen import generate_entries, render_entry
+from benchmarks.dumpgen import flow_entry, generate_entries, render_entry
 
 from ctguard.cli.env import ExitStatus
 from ctguard.parse.conntrack_table import Entry
@@ -27,14 +27,12 @@ def tcp(
     status: str | None = "ASSURED",
     proto: str = "tcp",
 ) -> Entry:
-    return Entry(
+    return flow_entry(
+        src,
+        dst,
+        "ipv4",
         proto=proto,
         protonum=6 if proto == "tcp" else 17,
-        src=src,
-        dst=dst,
-        reply_src=dst,
-        reply_dst=src,
-        family="ipv4",
         timeout=timeout,
         state=state if proto == "tcp" else None,
         sport=sport,
@@ -43,9 +41,6 @@ def tcp(
         reply_dport=sport,
         unreplied=unreplied,
         status=status,
-        mark=0,
-        zone=0,
-        use=2,
     )
 
 
