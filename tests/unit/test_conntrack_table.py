@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ctguard.analyze.table_query import TableFilter, parse_dimensions
 from ctguard.analyze.table_top import build_top, top_scan_spec
-from ctguard.kernel.table_source import TableSource, iter_chunks, scan_table
+from ctguard.kernel.table_source import TableSource, iter_chunks, iter_chunks_ahead, scan_table
 from ctguard.parse.conntrack_table import (
     COLUMNS,
     ENTRY_RE,
@@ -257,6 +257,20 @@ def test_a_bad_line_with_both_dst_counts_nothing_in_any_tally() -> None:
         assert result.skipped.examples[0][0] == 4
         for columns in spec.tallies:
             assert result.tallies[columns].counts == expected.tallies[columns].counts, columns
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 4096])
+def test_chunks_hold_every_line_once_read_in_place_or_ahead(chunk: int) -> None:
+    """iter_chunks reads every chunk into the same buffer (taken as it comes,
+    each is whole); the read-ahead thread queues copies, which stay whole
+    after later reads (lines longer than a chunk carried over too)."""
+    lines = [f"line {i} " + "x" * (i * 7 % 300) for i in range(3000)]
+    text = ("\n".join(lines) + "\n").encode()
+    in_place = [bytes(data[:end]) for data, end, _ in iter_chunks(io.BytesIO(text), chunk)]
+    kept = list(iter_chunks_ahead(io.BytesIO(text), chunk))
+    expected = [line.encode() for line in lines]
+    for chunks in (in_place, [data[:end] for data, end, _ in kept]):
+        assert [line for data in chunks for line in data.split(b"\n")[1:]] == expected
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)

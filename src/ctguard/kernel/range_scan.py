@@ -21,6 +21,7 @@ tallies and keeps them within the key budget as slices arrive.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 from array import array
@@ -144,7 +145,7 @@ def scan_blocks(
     return holder, parts
 
 
-def _scan_block(scanner: TableScanner, handle: IO[bytes], start: int, end: int) -> None:
+def _scan_block(scanner: TableScanner, handle: io.BufferedIOBase, start: int, end: int) -> None:
     """Feed ``scanner`` the lines that begin in [start, end) of the file."""
     begin = _line_end(handle, start - 1, end) if start > 0 else 0
     if begin >= end:
@@ -154,7 +155,7 @@ def _scan_block(scanner: TableScanner, handle: IO[bytes], start: int, end: int) 
     scanner.feed_all(iter_chunks(handle, limit=stop - begin))
 
 
-def _line_end(handle: IO[bytes], at: int, limit: int | None) -> int:
+def _line_end(handle: io.BufferedIOBase, at: int, limit: int | None) -> int:
     """Where the line holding offset ``at`` ends (after its newline, or at the
     end of the file), looking no further than ``limit``.  Read in pieces: a
     line may be as long as the file."""

@@ -361,7 +361,7 @@ def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes
     return b"".join(parts)
 
 
-def tuple_marks(data: bytes, start: int = 0, end: int | None = None) -> int:
+def tuple_marks(data: bytes | bytearray, start: int = 0, end: int | None = None) -> int:
     """The ``dst=`` in ``data[start:end]``: an entry has two, one per tuple.
 
     Two per line of a chunk is, with every line matched by the scan pattern

@@ -59,7 +59,7 @@ PRUNE_SLICE = 16384  # keys per pickle when a worker hands its tallies back
 
 Fold = Callable[[Any], Any]
 # (buffer, end offset, counts from conntrack summaries cut out of it)
-Chunk = tuple[bytes, int, Sequence[int]]
+Chunk = tuple[bytes | bytearray, int, Sequence[int]]
 SKIP_EXAMPLES = 5
 # control characters (C0, DEL, C1) of a skipped line, shown as escapes: a
 # dump from elsewhere must not drive the terminal that prints the report
@@ -337,7 +337,9 @@ class TableScanner:
                 return self.result.tallies[tally_columns].counts, key
         return None
 
-    def feed(self, data: bytes, end: int | None = None, declared: Sequence[int] = ()) -> None:
+    def feed(
+        self, data: bytes | bytearray, end: int | None = None, declared: Sequence[int] = ()
+    ) -> None:
         """Scan ``data[:end]``: lines each preceded by ``\\n``, none after the last.
 
         Taking an end offset lets the reader pass its buffer without a copy.
@@ -350,7 +352,7 @@ class TableScanner:
         self.result.declared.extend(declared)
         self._feed(data, end, at_input_end=end == len(data))
 
-    def _feed(self, data: bytes, end: int, *, at_input_end: bool) -> None:
+    def _feed(self, data: bytes | bytearray, end: int, *, at_input_end: bool) -> None:
         result = self.result
         rows = self._first_pass.findall(data, 0, end)
         lines = len(rows) if self._every_line else data.count(b"\n", 0, end)
@@ -361,6 +363,8 @@ class TableScanner:
             result.entries += len(rows)
             result.fit_budget()
             return
+        if isinstance(data, bytearray):  # a reader's buffer (see iter_chunks): a copy
+            data = bytes(memoryview(data)[:end])  # of the chunk for the slower paths below
         # A summary conntrack printed adds a line and no " dst=" (alone on
         # its line, or splitting an entry in two), so a chunk holding one
         # fails the checks, unless the summary ends the chunk's last line,
@@ -521,7 +525,7 @@ def _take_back(counts: Counter[Any], key: Any, number: int) -> None:
         del counts[key]
 
 
-def _last_line_whole(data: bytes, end: int) -> bool:
+def _last_line_whole(data: bytes | bytearray, end: int) -> bool:
     """The last line of ``data[:end]`` is blank or a whole entry by the strict grammar."""
     if end == 0:
         return True
