@@ -14,6 +14,7 @@ from ctguard.analyze.table_analysis import (
     T_PORT_CLASS,
     T_SRC_CLASS,
     build_profile,
+    check_table,
     source_subnet,
     subnet_label,
 )
@@ -145,6 +146,13 @@ def test_the_profile_matches_counts_taken_entry_by_entry(seed: int, fmt: str) ->
         for e in entries
         if e.proto == "tcp" and e.state == "ESTABLISHED" and e.status == "ASSURED" and e.timeout
     ]
+    closing = {
+        "tcp": {"FIN_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "CLOSE_WAIT"},
+        "sctp": {"SHUTDOWN_SENT", "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"},
+    }
+    assured = [e for e in entries if e.status == "ASSURED"]
+    assert profile.assured == len(assured)
+    assert profile.assured_closing == sum(e.state in closing.get(e.proto, ()) for e in assured)
     assert profile.established_assured == len(established)
     assert profile.max_established_remaining == max(established)
     idle = [432000 - left for left in established]
@@ -154,3 +162,35 @@ def test_the_profile_matches_counts_taken_entry_by_entry(seed: int, fmt: str) ->
         "idle < 1 h": sum(i < 3600 for i in idle),
     }
     assert len(syn) and len(udp) and profile.syn_unreplied == len(syn)
+
+
+def test_assured_closing_flows_are_told_apart_from_those_that_only_time_out() -> None:
+    """The GC worker evicts ASSURED entries in closing states (tcp, sctp,
+    dccp's can_early_drop) once the table has overflowed; nothing evicts
+    ASSURED ESTABLISHED or ASSURED UDP entries."""
+    tail = "mark=0 zone=0 use=2"
+
+    def tcp(state: str, status: str, port: int) -> str:
+        return (
+            f"ipv4     2 tcp      6 100 {state} src=10.0.0.1 dst=10.0.0.2 sport={port} dport=80 "
+            f"src=10.0.0.2 dst=10.0.0.1 sport=80 dport={port} {status} {tail}"
+        )
+
+    lines = [
+        *(tcp("ESTABLISHED", "[ASSURED]", 1000 + i) for i in range(3)),
+        *(tcp("TIME_WAIT", "[ASSURED]", 2000 + i) for i in range(2)),
+        tcp("CLOSE_WAIT", "[ASSURED]", 3000),
+        tcp("TIME_WAIT", "", 3001),  # closing but never ASSURED: evictable anyway
+        "ipv4     2 tcp      6 100 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=4000 dport=80 "
+        f"[UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=4000 {tail}",
+        "ipv4     2 udp      17 170 src=10.0.0.1 dst=10.0.0.3 sport=5000 dport=53 "
+        f"src=10.0.0.3 dst=10.0.0.1 sport=53 dport=5000 [ASSURED] {tail}",
+        "ipv4     2 sctp     132 3 SHUTDOWN_SENT src=10.0.0.1 dst=10.0.0.4 sport=6000 "
+        f"dport=36412 src=10.0.0.4 dst=10.0.0.1 sport=36412 dport=6000 [ASSURED] {tail}",
+    ]
+    scan = scan_chunks(ANALYZE_SPEC, iter_chunks(io.BytesIO("\n".join(lines).encode())))
+    profile = build_profile("test", scan)
+    assert (profile.entries, profile.assured, profile.evictable) == (10, 8, 2)
+    assert profile.assured_closing == 4  # 2 TIME_WAIT, 1 CLOSE_WAIT, 1 SHUTDOWN_SENT
+    (evictable,) = [f for f in check_table(profile) if f.code == "CT508"]
+    assert "of the 8 ASSURED, 4 are closing flows and 4 (40.0% of the table)" in evictable.evidence

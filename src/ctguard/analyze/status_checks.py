@@ -97,8 +97,9 @@ def check_pressure(
     if metrics.fill is not None and count is not None and max_entries:
         evidence = f"{count:,} of {max_entries:,} entries ({metrics.fill:.0%}){where}"
         why = (
-            "when count reaches nf_conntrack_max the kernel evicts unassured entries; once only "
-            "ASSURED entries are left, every new flow is dropped before any firewall rule sees it"
+            "when count reaches nf_conntrack_max a new flow evicts unassured entries from the 8 "
+            "hash buckets next to its own; where those hold only ASSURED entries, the flow's "
+            "packet is dropped before any firewall rule sees it"
         )
         next_cmd = top_sources_command(snapshot)
         if metrics.fill >= thresholds.crit:

@@ -83,6 +83,15 @@ ANALYZE_SPEC = ScanSpec(
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
 SYN_STATES_RAW = frozenset(state.encode() for state in SYN_STATES)
+# ASSURED entries the kernel may still evict: once a new flow has been
+# dropped, the GC worker removes these (the protocols' can_early_drop) from
+# a table over 95% full; early_drop on a new flow never takes an ASSURED one
+# (FACTS.md section 4).
+CLOSING_STATES_RAW: dict[bytes, frozenset[bytes]] = {
+    b"tcp": frozenset({b"FIN_WAIT", b"LAST_ACK", b"TIME_WAIT", b"CLOSE", b"CLOSE_WAIT"}),
+    b"sctp": frozenset({b"SHUTDOWN_SENT", b"SHUTDOWN_RECD", b"SHUTDOWN_ACK_SENT"}),
+    b"dccp": frozenset({b"CLOSEREQ", b"CLOSING", b"TIMEWAIT"}),
+}
 ESTABLISHED_DEFAULT = TIMEOUT_DEFAULTS["tcp_timeout_established"].current
 IDLE_BUCKETS = ((86400, "idle > 1 day"), (3600, "idle 1 h - 1 day"), (0, "idle < 1 h"))
 TOP = 5
@@ -118,6 +127,7 @@ class TableProfile:
     by_state: Counter[str] = field(default_factory=Counter)
     by_flags: Counter[str] = field(default_factory=Counter)
     assured: int = 0
+    assured_closing: int = 0  # of those, closing flows (see CLOSING_STATES_RAW)
     nat: int = 0
     syn_unreplied: int = 0
     syn_by_src: list[tuple[str, int]] = field(default_factory=list)
@@ -186,6 +196,8 @@ def build_profile(
         profile.by_flags[flag] += count
         if status == b"ASSURED":
             profile.assured += count
+            if state in CLOSING_STATES_RAW.get(proto, ()):
+                profile.assured_closing += count
         if nat:
             profile.nat += count
         if name == "tcp" and unreplied and state_name in SYN_STATES:
@@ -406,21 +418,28 @@ def check_table(
             )
         )
 
-    evictable = profile.evictable
-    findings.append(
-        Finding(
-            "CT508",
-            Severity.INFO,
-            "how much of the table the kernel could evict when it is full",
-            f"{evictable:,} of {n:,} entries ({_pct(evictable, n)}) are not ASSURED; "
-            f"{profile.assured:,} ASSURED entries can never be evicted early",
-            "on a full table the kernel evicts non-ASSURED entries to admit a new flow "
-            "(early_drop); packets are dropped only when nothing is evictable, i.e. when the "
-            "table is full of ASSURED entries",
-            f"ctguard top{args} --by flags,state",
-        )
-    )
+    findings.append(_evictable_finding(profile, args))
     return findings
+
+
+def _evictable_finding(profile: TableProfile, args: str) -> Finding:
+    n, evictable, closing = profile.entries, profile.evictable, profile.assured_closing
+    held = profile.assured - closing
+    return Finding(
+        "CT508",
+        Severity.INFO,
+        "how much of the table the kernel could evict when it is full",
+        f"{evictable:,} of {n:,} entries ({_pct(evictable, n)}) are not ASSURED; of the "
+        f"{profile.assured:,} ASSURED, {closing:,} are closing flows and {held:,} "
+        f"({_pct(held, n)} of the table) can only time out",
+        "on a full table a new flow evicts the non-ASSURED entries of the first of the 8 hash "
+        "buckets from its own that has any (early_drop); where those 8 hold only ASSURED "
+        "entries the packet is dropped, so drops begin before the whole table is ASSURED. "
+        "After a drop, the GC worker also evicts ASSURED closing flows (TCP TIME_WAIT, "
+        "CLOSE_WAIT, FIN_WAIT, LAST_ACK, CLOSE; SCTP and DCCP shutdown states) while the "
+        "table is over 95% full; the rest leave only when they time out or are deleted",
+        f"ctguard top{args} --by flags,state",
+    )
 
 
 def _live_target(args: str) -> str | None:

@@ -24,6 +24,7 @@ def analyze_json(
         "approximate": profile.approximate,
         "assured": profile.assured,
         "evictable": profile.evictable,
+        "assured_closing": profile.assured_closing,
         "nat": profile.nat,
         "top": {
             "src": _pairs(profile.by_src),
