@@ -137,8 +137,8 @@ def check_pressure(
                 Severity.WARN,
                 "the table has reached its maximum",
                 f"early_drop = {early:,} unassured entries evicted to make room{where}",
-                "traffic passed (the kernel made room by evicting entries not yet ASSURED), but the "
-                "table was at nf_conntrack_max; more pressure means drops",
+                "traffic passed (the kernel made room by evicting entries not yet ASSURED), but "
+                "the table was at nf_conntrack_max; more pressure means drops",
                 "ctguard status --all-netns",
             )
         )
