@@ -97,8 +97,8 @@ def check_pressure(
     if metrics.fill is not None and count is not None and max_entries:
         evidence = f"{count:,} of {max_entries:,} entries ({metrics.fill:.0%}){where}"
         why = (
-            "when count reaches nf_conntrack_max a new flow evicts unassured entries from the 8 "
-            "hash buckets next to its own; where those hold only ASSURED entries, the flow's "
+            "when count reaches nf_conntrack_max a new flow evicts unassured entries from its "
+            "own hash bucket or the next 7; if those 8 hold only ASSURED entries, the flow's "
             "packet is dropped before any firewall rule sees it"
         )
         next_cmd = top_sources_command(snapshot)

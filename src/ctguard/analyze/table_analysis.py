@@ -432,9 +432,10 @@ def _evictable_finding(profile: TableProfile, args: str) -> Finding:
         f"{evictable:,} of {n:,} entries ({_pct(evictable, n)}) are not ASSURED; of the "
         f"{profile.assured:,} ASSURED, {closing:,} are closing flows and {held:,} "
         f"({_pct(held, n)} of the table) can only time out",
-        "on a full table a new flow evicts the non-ASSURED entries of the first of the 8 hash "
-        "buckets from its own that has any (early_drop); where those 8 hold only ASSURED "
-        "entries the packet is dropped, so drops begin before the whole table is ASSURED. "
+        "on a full table a new flow looks at its own hash bucket and the next 7, and evicts "
+        "the non-ASSURED entries of the first one that has any (early_drop); if those 8 "
+        "buckets hold only ASSURED entries, the packet is dropped, so drops begin before the "
+        "whole table is ASSURED. "
         "After a drop, the GC worker also evicts ASSURED closing flows (TCP TIME_WAIT, "
         "CLOSE_WAIT, FIN_WAIT, LAST_ACK, CLOSE; SCTP and DCCP shutdown states) while the "
         "table is over 95% full; the rest leave only when they time out or are deleted",
