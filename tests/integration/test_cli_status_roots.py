@@ -136,3 +136,18 @@ def test_doctor_on_bundle_lists_findings_with_next_commands(cli, tmp_path):
     assert payload["verdict"] == "crit"
     assert payload["status"]["count"] == 65422
     assert all(f["next_command"] for f in payload["findings"] if f["severity"] != "info")
+
+
+def test_doctor_lists_the_latest_log_episodes_and_logs_lists_all(cli, tmp_path):
+    root = roots.root_near_full_with_drops(tmp_path)
+    # 12 episodes, 2 minutes apart (longer than the gap that separates them)
+    line = "[{:.6f}] nf_conntrack: table full, dropping packet"
+    lines = [line.format(100.0 + 120 * n) for n in range(12)]
+    roots.roots_write(tmp_path, "cmd/dmesg.txt", "\n".join(lines) + "\n")
+    roots.roots_write(tmp_path, "proc/uptime", "2000.00 3000.00\n")
+    doctor = cli("doctor", "--root", str(root)).stdout
+    assert "12 'table full' lines in 12 episode(s)" in doctor
+    assert "the last 10 episodes; 2 earlier ones: ctguard logs" in doctor
+    assert "boot+220.000s" not in doctor and "boot+340.000s" in doctor
+    logs = cli("logs", "--root", str(root)).stdout
+    assert "boot+100.000s" in logs and "boot+220.000s" in logs and "earlier ones" not in logs

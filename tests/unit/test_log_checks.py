@@ -38,3 +38,19 @@ def test_counters_and_log_disagree():
     lines = [LINE.format(t=t) for t in (1.0, 2.0, 3.0)]
     assert ("CT402", "info") in codes(check_log(report(lines), 0, {77: "x"}, NOW))
     assert check_log(report(["[1.0] unrelated"]), None, {}, NOW) == []
+
+
+def test_evidence_names_living_namespaces_first_and_sums_up_the_rest():
+    # 8 gone namespaces with 1..8 lines each, then one living one with a single line
+    lines = [
+        f"[{10.0 + 10 * ns + i:.1f}] nf_conntrack: table full in netns {ns}, dropping packet"
+        for ns in range(1, 9)
+        for i in range(ns)
+    ]
+    lines.append("[990.0] nf_conntrack: table full in netns 77, dropping packet")
+    (finding,) = check_log(report(lines), 37, {77: "web"}, NOW)
+    where = finding.evidence.split("; ", 1)[1]
+    assert where == (
+        "netns 77 (web): 1, netns 8 (gone): 8, netns 7 (gone): 7, netns 6 (gone): 6, "
+        "netns 5 (gone): 5, and 4 more namespace(s) (gone): 10 lines"
+    )

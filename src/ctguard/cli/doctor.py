@@ -29,6 +29,9 @@ from ctguard.model.findings import Finding, Severity, verdict_of
 if TYPE_CHECKING:
     from ctguard.analyze.log_episodes import LogReport
 
+# episodes of the kernel log doctor lists (the latest); `ctguard logs` lists all
+DOCTOR_EPISODES = 10
+
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
@@ -200,7 +203,7 @@ def render_doctor(
         from ctguard.render.logs_text import render_logs
 
         console.print(Text("\nkernel log (this boot)", style="bold underline"))
-        render_logs(console, log_report, log_source, names)
+        render_logs(console, log_report, log_source, names, last_episodes=DOCTOR_EPISODES)
     if table is not None:
         from ctguard.render.analyze_text import render_table_content
 

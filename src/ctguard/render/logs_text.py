@@ -11,7 +11,16 @@ from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.log_episodes import LogReport, episode_namespace, sparkline, timeline
 
 
-def render_logs(console: Any, report: LogReport, source: str, names: dict[int, str]) -> None:
+def render_logs(
+    console: Any,
+    report: LogReport,
+    source: str,
+    names: dict[int, str],
+    *,
+    last_episodes: int | None = None,
+) -> None:
+    """The episodes of ``report``; with ``last_episodes``, only that many of the
+    latest, and a line saying how many earlier ones ``ctguard logs`` lists."""
     axis = report.axis
     console.print(Text(f"kernel log: {source} ({report.records:,} lines read)", style="bold"))
     if not report.episodes:
@@ -28,7 +37,17 @@ def render_logs(console: Any, report: LogReport, source: str, names: dict[int, s
             table.add_column(
                 column, justify="right" if column in ("lines", "suppressed≤") else "left"
             )
-        for episode in report.episodes:
+        shown = report.episodes
+        if last_episodes is not None and len(shown) > last_episodes:
+            shown = shown[len(shown) - last_episodes :]
+            console.print(
+                Text(
+                    f"the last {last_episodes} episodes; {len(report.episodes) - last_episodes:,} "
+                    "earlier ones: ctguard logs",
+                    style="dim",
+                )
+            )
+        for episode in shown:
             duration = episode.duration
             table.add_row(
                 axis.show(episode.start) or f"line {episode.first_line}",
