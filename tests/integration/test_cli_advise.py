@@ -86,3 +86,42 @@ def test_rollback_with_an_empty_journal(tmp_path: Path) -> None:
     assert preview.status == ExitStatus.OK and "nothing to roll back" in preview.stdout
     missing = run_cli("rollback", "nope", environ=env)
     assert missing.status == ExitStatus.UNKNOWN and "no change set 'nope'" in missing.stderr
+
+
+def test_journal_says_when_max_last_changed_and_the_log_is_split_there(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from ctguard.cli.advise_evidence import last_max_change, table_full_lines
+    from ctguard.cli.env import Environment
+    from ctguard.effects.journal import Journal, Step
+    from ctguard.kernel.root import KernelRoot
+    from ctguard.plan.actions import SetSysctl
+    from tests.fixture_roots import roots_write
+
+    environ = env_for(tmp_path)
+    env = Environment(environ=environ)
+    assert last_max_change(env) is None  # no journal yet
+    journal = Journal(Path(environ["CTGUARD_STATE_DIR"]))
+    raise_max = SetSysctl("net.netfilter.nf_conntrack_max", "524288")
+    timeout = SetSysctl("net.netfilter.nf_conntrack_udp_timeout", "30")
+    change = journal.create("apply", [Step(timeout, "60\n"), Step(raise_max, "262144\n")])
+    journal.save(change, "applied")
+    applied_at = change.history[-1][0]
+    assert last_max_change(env) == (datetime.fromtimestamp(applied_at, tz=UTC), 262144)
+    journal.save(change, "rolled-back")  # put back: max was 524,288 until then
+    assert last_max_change(env) == (datetime.fromtimestamp(change.history[-1][0], tz=UTC), 524288)
+
+    # a bundle booted at 1,799,999,000: lines at boot+500 s and boot+1500 s
+    root = root_near_full_with_drops(tmp_path / "root")
+    roots_write(root, "proc/uptime", "2000.00 3000.00\n")
+    roots_write(root, "manifest.json", json.dumps({"captured_at_epoch": 1_800_001_000.0}))
+    lines = [f"[{t:.6f}] nf_conntrack: table full, dropping packet\n" for t in (500.0, 1500.0)]
+    roots_write(root, "cmd/dmesg.txt", "".join(lines))
+    bundle = KernelRoot.from_bundle(root)
+    changed = datetime.fromtimestamp(1_800_000_000.0, tz=UTC)  # boot + 1000 s
+    since, earlier, note = table_full_lines(bundle, (changed, 262144))
+    assert (since, note) == (1, "") and earlier is not None
+    assert (earlier.value, earlier.full_lines) == (262144, 1)
+    before_boot = datetime.fromtimestamp(1_799_998_000.0, tz=UTC)
+    assert table_full_lines(bundle, (before_boot, 262144))[:2] == (2, None)

@@ -9,7 +9,7 @@ import pytest
 
 from ctguard.advise.advice import Evidence, build_advice
 from ctguard.advise.misconceptions import corrections
-from ctguard.advise.sizing import SizingInputs, plan_sizing, round_up_to_page
+from ctguard.advise.sizing import EarlierMax, SizingInputs, plan_sizing, round_up_to_page
 from ctguard.advise.timeouts import KeepaliveFloor, advise_timeouts, keepalive_floor
 from ctguard.analyze.table_analysis import ANALYZE_SPEC, TableProfile
 from ctguard.kernel.root import KernelRoot
@@ -69,6 +69,27 @@ def test_full_table_doubles_max_with_one_to_one_hash_on_modern_kernel() -> None:
     assert advice.hash_bytes == 524288 * 8
     assert advice.avg_chain_at_max == pytest.approx(2.0)
     assert any("drop counter 40" in line for line in advice.why)
+
+
+def test_after_ctguard_raised_max_old_drops_count_at_the_earlier_max() -> None:
+    # max raised 262,144 -> 524,288 this boot; drops and 700 lines came before
+    earlier = EarlierMax(262144, "2026-11-22T07:20:00+00:00", full_lines=700)
+    raised = inputs(count=1000, max=524288, buckets=524288, drops=40, earlier_max=earlier)
+    advice = plan_sizing(raised)
+    assert advice.reached_max and advice.peak == 262144
+    assert advice.recommended_max == 524288 and not advice.change_max  # not doubled again
+    assert "its max until ctguard set 524,288" in advice.why[0]
+    assert "700 'table full' log lines before" in advice.why[0]
+    # a 'table full' line since the change: full at today's max
+    again = plan_sizing(
+        inputs(count=1000, max=524288, drops=40, earlier_max=earlier, table_full_lines=3)
+    )
+    assert again.peak == 524288 and again.recommended_max == 1048576
+    assert "3 'table full' log lines since 2026-11-22T07:20:00+00:00" in again.why[0]
+    # nothing full before or since: the count now
+    calm = EarlierMax(262144, "2026-11-22T07:20:00+00:00", full_lines=0)
+    quiet = plan_sizing(inputs(count=1000, max=524288, drops=0, earlier_max=calm))
+    assert not quiet.reached_max and quiet.peak == 1000
 
 
 def test_budget_is_a_share_of_ram_over_entry_plus_bucket_cost() -> None:

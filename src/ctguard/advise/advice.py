@@ -13,6 +13,7 @@ from ctguard.advise.misconceptions import Correction, corrections
 from ctguard.advise.sizing import (
     DEFAULT_HEADROOM,
     DEFAULT_RAM_SHARE,
+    EarlierMax,
     SizingAdvice,
     SizingInputs,
     plan_sizing,
@@ -36,7 +37,8 @@ class Evidence:
     table_findings: tuple[Finding, ...] = ()
     table_note: str = ""
     namespace_counts: tuple[tuple[str, int], ...] = ()
-    table_full_lines: int = 0
+    table_full_lines: int = 0  # this boot, or since earlier_max changed
+    earlier_max: EarlierMax | None = None
     log_note: str = ""
     keepalive: KeepaliveFloor = field(default_factory=lambda: KeepaliveFloor(7875, "defaults"))
 
@@ -110,6 +112,7 @@ def build_advice(
                 namespace_counts=evidence.namespace_counts,
                 drops=counters.get("drop"),
                 table_full_lines=evidence.table_full_lines,
+                earlier_max=evidence.earlier_max,
                 ram_share=options.ram_share,
                 headroom=options.headroom,
             )

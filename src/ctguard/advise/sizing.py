@@ -4,8 +4,8 @@ Pure.  Every figure carries the sentence that explains it, because the
 sizing folklore operators meet is mostly wrong (FACTS.md §1, §3):
 
 - demand: the observed peak (the count now, every namespace's count, and
-  "the table was full" when the drop counter or the kernel log says so),
-  times a headroom factor;
+  "the table was full" when the drop counter or the kernel log says so, at
+  the max of that time: see EarlierMax), times a headroom factor;
 - supply: a memory budget, a share of MemTotal, divided by the measured
   cost of one entry (slab object + extensions) plus its hash bucket;
 - the hash follows the running kernel's convention (1:1 on >= 5.15, 4:1
@@ -27,6 +27,21 @@ MAX_ENTRIES_LIMIT = 2**31 - 1 - BUCKETS_PER_PAGE
 
 
 @dataclass(frozen=True)
+class EarlierMax:
+    """nf_conntrack_max before ctguard last changed it, this boot.
+
+    Drops and 'table full' lines from before the change say the table was
+    full at this value, not at today's: without it, advice after an apply
+    would read the old lines as a full table at the new max and double it
+    again, and again.
+    """
+
+    value: int
+    changed_at: str  # when ctguard changed it, as shown
+    full_lines: int  # 'table full' lines logged before the change
+
+
+@dataclass(frozen=True)
 class SizingInputs:
     count: int
     max: int
@@ -38,7 +53,8 @@ class SizingInputs:
     legacy: bool = False
     namespace_counts: tuple[tuple[str, int], ...] = ()
     drops: int | None = None
-    table_full_lines: int = 0
+    table_full_lines: int = 0  # since earlier_max changed, when given
+    earlier_max: EarlierMax | None = None
     ram_share: float = DEFAULT_RAM_SHARE
     headroom: float = DEFAULT_HEADROOM
 
@@ -92,6 +108,37 @@ def mib(value: float) -> str:
     return f"{value / MIB:,.1f} MiB"
 
 
+def _full_table_peak(inputs: SizingInputs, peak: int, basis: str) -> tuple[int, str, bool]:
+    """The peak when the table was full (drops, log lines): its max at the time.
+
+    The drop counter counts since boot, so once ctguard has changed max this
+    boot, only 'table full' lines logged since say the table was full at
+    today's max; drops and lines from before it, at the earlier max.
+    """
+    earlier = inputs.earlier_max
+    drops = inputs.drops or 0
+    evidence = [f"drop counter {drops:,}"] if drops else []
+    if inputs.table_full_lines or (drops and earlier is None):
+        if inputs.table_full_lines:
+            since = f" since {earlier.changed_at}" if earlier else ""
+            evidence.append(f"{inputs.table_full_lines:,} 'table full' log lines{since}")
+        if inputs.max > peak:
+            return inputs.max, f"the table was full at {inputs.max:,} ({', '.join(evidence)})", True
+        return peak, basis, True
+    if earlier is None or not (drops or earlier.full_lines):
+        return peak, basis, False
+    if earlier.full_lines:
+        evidence.append(f"{earlier.full_lines:,} 'table full' log lines before")
+    if earlier.value <= peak:
+        return peak, basis, True
+    return (
+        earlier.value,
+        f"the table was full at {earlier.value:,}, its max until ctguard set {inputs.max:,} "
+        f"at {earlier.changed_at} ({', '.join(evidence)}); no 'table full' line since",
+        True,
+    )
+
+
 def plan_sizing(inputs: SizingInputs) -> SizingAdvice:
     why: list[str] = []
     warnings: list[str] = []
@@ -100,15 +147,7 @@ def plan_sizing(inputs: SizingInputs) -> SizingAdvice:
     peak, basis = inputs.count, f"{inputs.count:,} entries in the table now"
     if ns_peak > peak:
         peak, basis = ns_peak, f"{ns_peak:,} entries in {ns_peak_label} (each namespace has max)"
-    reached = bool(inputs.drops) or inputs.table_full_lines > 0
-    if reached and inputs.max > peak:
-        evidence = []
-        if inputs.drops:
-            evidence.append(f"drop counter {inputs.drops:,}")
-        if inputs.table_full_lines:
-            evidence.append(f"{inputs.table_full_lines:,} 'table full' log lines")
-        peak = inputs.max
-        basis = f"the table was full at {inputs.max:,} ({', '.join(evidence)})"
+    peak, basis, reached = _full_table_peak(inputs, peak, basis)
     why.append(f"observed peak: {peak:,} - {basis}")
 
     ratio, convention = hash_convention(inputs.kernel, inputs.legacy)

@@ -9,8 +9,10 @@ and the host's TCP keepalive settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ctguard.advise.advice import Advice, AdviceOptions, Evidence, build_advice
+from ctguard.advise.sizing import EarlierMax
 from ctguard.advise.timeouts import KeepaliveFloor, keepalive_floor
 from ctguard.cli.env import Environment
 from ctguard.errors import CtguardError
@@ -61,7 +63,47 @@ def namespace_counts(root: KernelRoot, env: Environment) -> tuple[tuple[str, int
     )
 
 
-def table_full_lines(root: KernelRoot) -> tuple[int, str]:
+MAX_SYSCTL = "net.netfilter.nf_conntrack_max"
+
+
+def last_max_change(env: Environment) -> tuple[datetime, int] | None:
+    """When ctguard last changed nf_conntrack_max, and its value before, from
+    the change journal (an apply sets it, a rollback puts it back)."""
+    from ctguard.effects.journal import Journal, state_dir_from
+    from ctguard.plan.actions import SetSysctl
+
+    try:
+        changes = Journal(state_dir_from(env.environ)).all()
+    except CtguardError:
+        return None
+    latest: tuple[float, int] | None = None
+    for change in changes:
+        for step in change.steps:
+            action = step.action
+            if not (isinstance(action, SetSysctl) and action.name == MAX_SYSCTL):
+                continue
+            if action.netns is not None or step.original is None:
+                continue
+            for when, status in change.history:
+                before = {"applied": step.original, "rolled-back": action.value}.get(status)
+                if before is None or (latest is not None and when <= latest[0]):
+                    continue
+                try:
+                    latest = (when, int(before.split()[0]))
+                except (ValueError, IndexError):
+                    continue
+    if latest is None:
+        return None
+    return datetime.fromtimestamp(latest[0], tz=UTC), latest[1]
+
+
+def table_full_lines(
+    root: KernelRoot, max_change: tuple[datetime, int] | None = None
+) -> tuple[int, EarlierMax | None, str]:
+    """This boot's 'table full' lines, and a note when the log was not read.
+
+    With ``max_change`` (see :func:`last_max_change`) made this boot, the
+    lines since it, and the max before it with the lines logged meanwhile."""
     from ctguard.analyze.log_episodes import build_log_report
     from ctguard.kernel.kernlog_sources import bundle_source, live_source
     from ctguard.parse.kernlog import parse_log
@@ -69,10 +111,16 @@ def table_full_lines(root: KernelRoot) -> tuple[int, str]:
     try:
         source = live_source() if root.is_live else bundle_source(root)
     except CtguardError as err:
-        return 0, f"kernel log not read: {err.what}"
+        return 0, None, f"kernel log not read: {err.what}"
     records = parse_log(source.lines, source.reference)
     report = build_log_report(records, boot_time=source.boot_time, since=source.boot_time)
-    return report.table_full_lines, ""
+    boot = source.boot_time
+    if max_change is None or boot is None or max_change[0] <= boot:
+        return report.table_full_lines, None, ""
+    changed_at, before = max_change
+    since = build_log_report(records, boot_time=boot, since=changed_at).table_full_lines
+    shown = changed_at.isoformat(timespec="seconds")
+    return since, EarlierMax(before, shown, report.table_full_lines - since), ""
 
 
 def gather_advice(
@@ -93,7 +141,10 @@ def gather_advice(
         profile, findings, table_note = section.profile, tuple(section.findings), section.note
     elif not choice.table:
         table_note = "table content not read (--no-table): timeout advice has no evidence"
-    full_lines, log_note = table_full_lines(root) if choice.logs else (0, "")
+    full_lines, earlier_max, log_note = 0, None, ""
+    if choice.logs:
+        max_change = last_max_change(env) if root.is_live else None
+        full_lines, earlier_max, log_note = table_full_lines(root, max_change)
     counts = namespace_counts(root, env) if netns is None else ()
     evidence = Evidence(
         profile=profile,
@@ -101,6 +152,7 @@ def gather_advice(
         table_note=table_note,
         namespace_counts=counts,
         table_full_lines=full_lines,
+        earlier_max=earlier_max,
         log_note=log_note,
         keepalive=read_keepalive(root, netns),
     )
