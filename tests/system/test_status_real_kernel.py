@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ctguard.cli.env import ExitStatus
+from ctguard.effects.journal import Journal, Step
 from ctguard.lab.fill import fill_table, synthetic_flows
 from ctguard.lab.traffic import TcpServer, open_tcp_connections, send_udp
 from ctguard.parse.conntrack_stats_tool import parse_conntrack_stats_tool
+from ctguard.plan.actions import SetSysctl
 from tests.conftest import run_cli
 
 COMPARED = (
@@ -51,7 +53,7 @@ def test_status_netns_agrees_with_conntrack_tools(lab):
         assert len(server.accepted) == 40
 
 
-def test_full_table_drops_are_seen_and_crit(lab):
+def test_full_table_drops_are_seen_and_crit(lab, tmp_path):
     """Fill a namespace to the global max with ASSURED entries: the next flow is dropped."""
     ns = lab.add_namespace("full")
     ns.enable_conntrack()
@@ -102,6 +104,15 @@ def test_full_table_drops_are_seen_and_crit(lab):
     doctor = run_cli("doctor", "--json").json()
     ct403 = [f for f in doctor["findings"] if f["code"] == "CT403"]
     assert ct403 and ns.name in ct403[0]["evidence"]
+
+    # Had ctguard raised max to today's value since those drops, they are history.
+    journal = Journal(tmp_path / "state")
+    raised = SetSysctl("net.netfilter.nf_conntrack_max", str(max_entries))
+    journal.save(journal.create("raise", [Step(raised, f"{max_entries // 2}\n")]), "applied")
+    environ = {"CTGUARD_STATE_DIR": str(tmp_path / "state")}
+    doctor = run_cli("doctor", "--json", environ=environ).json()
+    (ct403,) = [f for f in doctor["findings"] if f["code"] == "CT403"]
+    assert ct403["severity"] == "info" and "all before ctguard raised" in ct403["title"]
 
 
 def test_all_netns_lists_namespaces_in_use(lab):

@@ -54,3 +54,15 @@ def test_evidence_names_living_namespaces_first_and_sums_up_the_rest():
         "netns 77 (web): 1, netns 8 (gone): 8, netns 7 (gone): 7, netns 6 (gone): 6, "
         "netns 5 (gone): 5, and 4 more namespace(s) (gone): 10 lines"
     )
+
+
+def test_lines_from_before_ctguard_raised_max_are_history():
+    from ctguard.analyze.log_checks import MaxRaise
+
+    lines = [LINE.format(t=t) for t in (100.0, 990.0)]  # the last one 10 s ago
+    before_last = MaxRaise(NOW - timedelta(seconds=50), 65536, 262144)
+    assert codes(check_log(report(lines), 2, {77: "web"}, NOW, before_last)) == {("CT403", "crit")}
+    after_last = MaxRaise(NOW - timedelta(seconds=5), 65536, 262144)
+    (finding,) = check_log(report(lines), 2, {77: "web"}, NOW, after_last)
+    assert (finding.code, finding.severity.label) == ("CT403", "info")
+    assert "all before ctguard raised nf_conntrack_max from 65,536 to 262,144" in finding.title

@@ -6,6 +6,7 @@ counters disagree (CT401, CT402) — which itself tells where to look.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from ctguard.analyze.log_episodes import LogReport, episode_namespace
@@ -17,9 +18,24 @@ RECENT_SECONDS = 300.0
 NAMESPACES_SHOWN = 5
 
 
+@dataclass(frozen=True)
+class MaxRaise:
+    """ctguard raised nf_conntrack_max from ``before`` to ``after`` at ``when``."""
+
+    when: datetime
+    before: int
+    after: int
+
+
 def check_log(
-    report: LogReport, drops_total: int | None, names: dict[int, str], now: datetime
+    report: LogReport,
+    drops_total: int | None,
+    names: dict[int, str],
+    now: datetime,
+    raised: MaxRaise | None = None,
 ) -> list[Finding]:
+    """CT401-CT403.  With ``raised``, a log whose last 'table full' line came
+    before the raise is history (INFO): the fix is in and nothing dropped since."""
     findings: list[Finding] = []
     axis = report.axis
     if report.episodes:
@@ -35,12 +51,21 @@ def check_log(
         alive = any(e.netns is None or e.netns in names for e in report.episodes)
         recent = recent and alive
         where = namespaces_by_lines(by_namespace)
+        severity = Severity.CRIT if recent else Severity.WARN
+        title = "the kernel log shows 'table full, dropping packet'" + (
+            " in the last 5 minutes" if recent else ""
+        )
+        if raised is not None and last_wall is not None and last_wall < raised.when:
+            severity = Severity.INFO
+            title += (
+                f", all before ctguard raised nf_conntrack_max from {raised.before:,} to "
+                f"{raised.after:,} at {raised.when.isoformat(timespec='seconds')}"
+            )
         findings.append(
             Finding(
                 "CT403",
-                Severity.CRIT if recent else Severity.WARN,
-                "the kernel log shows 'table full, dropping packet'"
-                + (" in the last 5 minutes" if recent else ""),
+                severity,
+                title,
                 f"{report.table_full_lines:,} lines in {len(report.episodes)} episode(s), last at "
                 f"{axis.show(last) or 'unknown time'}; {where}",
                 "every line is a packet dropped before any firewall rule saw it; the log is "

@@ -27,6 +27,7 @@ from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding, Severity, verdict_of
 
 if TYPE_CHECKING:
+    from ctguard.analyze.log_checks import MaxRaise
     from ctguard.analyze.log_episodes import LogReport
 
 # episodes of the kernel log doctor lists (the latest); `ctguard logs` lists all
@@ -80,7 +81,7 @@ def other_namespace_findings(own: StatusReport, others: list[StatusReport]) -> l
 
 
 def kernel_log_section(
-    root: KernelRoot, reports: list[StatusReport], notes: list[str]
+    root: KernelRoot, reports: list[StatusReport], notes: list[str], env: Environment
 ) -> tuple[LogReport | None, str, dict[int, str], list[Finding]]:
     """Episodes of this boot's kernel log, and how they compare to the drop counters."""
     from ctguard.analyze.log_checks import check_log
@@ -99,7 +100,20 @@ def kernel_log_section(
     names = live_netns_names() if root.is_live else {}
     counters = [r.snapshot.counters for r in reports if r.snapshot.counters is not None]
     drops = sum(c.get("drop", 0) for c in counters) if counters else None
-    return report, source.label, names, check_log(report, drops, names, source.reference)
+    raised = max_raise(env, reports[0].snapshot.max) if root.is_live else None
+    findings = check_log(report, drops, names, source.reference, raised)
+    return report, source.label, names, findings
+
+
+def max_raise(env: Environment, current_max: int | None) -> MaxRaise | None:
+    """The last change ctguard made to nf_conntrack_max, when it raised it to today's value."""
+    from ctguard.analyze.log_checks import MaxRaise
+    from ctguard.cli.advise_evidence import last_max_change
+
+    change = last_max_change(env)
+    if change is None or current_max is None or change[1] >= current_max:
+        return None
+    return MaxRaise(change[0], change[1], current_max)
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
@@ -117,7 +131,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         else:
             skipped_netns = "other network namespaces not checked (needs root)"
     notes = [skipped_netns] if skipped_netns else []
-    log_report, log_source, names, log_findings = kernel_log_section(root, [report, *others], notes)
+    reports = [report, *others]
+    log_report, log_source, names, log_findings = kernel_log_section(root, reports, notes, env)
     from ctguard.cli.doctor_table import table_section
 
     table = table_section(root, report.snapshot, env.is_root)
