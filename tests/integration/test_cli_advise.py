@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ctguard.cli.env import ExitStatus
@@ -36,6 +37,8 @@ def test_advise_text_explains_numbers_and_shows_the_files(tmp_path: Path) -> Non
     assert result.status == ExitStatus.OK, result.stderr
     out = result.stdout
     assert "the table was full at 65,536 (drop counter 1,234)" in out
+    # both columns count the hash: 65,536 x 384 B + 16,384 x 8 B, and twice that
+    assert re.search(r"memory at max \(entries \+ hash\)\s+24\.1 MiB\s+48\.2 MiB", out)
     assert "options nf_conntrack hashsize=32768" in out
     assert "dry run: nothing was changed" in out
     assert not (tmp_path / "etc").exists()

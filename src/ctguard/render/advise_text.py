@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.advise.advice import Advice
-from ctguard.advise.kernel_defaults import humanize_seconds
+from ctguard.advise.kernel_defaults import HASH_BYTES_PER_BUCKET, humanize_seconds
 from ctguard.advise.sizing import mib
 
 
@@ -33,9 +33,10 @@ def render_advice(console: Any, advice: Advice) -> None:
             "-" if sizing.current_buckets is None else f"{sizing.current_buckets:,}",
             f"{sizing.recommended_buckets:,}",
         )
+        current_hash = (sizing.current_buckets or 0) * HASH_BYTES_PER_BUCKET
         table.add_row(
-            "memory at max",
-            mib(sizing.current_max * per_entry),
+            "memory at max (entries + hash)",
+            mib(sizing.current_max * per_entry + current_hash),
             mib(sizing.memory_at_max + sizing.hash_bytes),
         )
         console.print(table)
