@@ -79,7 +79,7 @@ def test_after_ctguard_raised_max_old_drops_count_at_the_earlier_max() -> None:
     assert advice.reached_max and advice.peak == 262144
     assert advice.recommended_max == 524288 and not advice.change_max  # not doubled again
     assert "its max until ctguard set 524,288" in advice.why[0]
-    assert "700 'table full' log lines before" in advice.why[0]
+    assert "700 'table full' log lines before then" in advice.why[0]
     # a 'table full' line since the change: full at today's max
     again = plan_sizing(
         inputs(count=1000, max=524288, drops=40, earlier_max=earlier, table_full_lines=3)

@@ -128,7 +128,7 @@ def _full_table_peak(inputs: SizingInputs, peak: int, basis: str) -> tuple[int, 
     if earlier is None or not (drops or earlier.full_lines):
         return peak, basis, False
     if earlier.full_lines:
-        evidence.append(f"{earlier.full_lines:,} 'table full' log lines before")
+        evidence.append(f"{earlier.full_lines:,} 'table full' log lines before then")
     if earlier.value <= peak:
         return peak, basis, True
     return (
