@@ -63,14 +63,12 @@ def namespace_counts(root: KernelRoot, env: Environment) -> tuple[tuple[str, int
     )
 
 
-MAX_SYSCTL = "net.netfilter.nf_conntrack_max"
-
-
 def last_max_change(env: Environment) -> tuple[datetime, int] | None:
     """When ctguard last changed nf_conntrack_max, and its value before, from
     the change journal (an apply sets it, a rollback puts it back)."""
     from ctguard.effects.journal import Journal, state_dir_from
     from ctguard.plan.actions import SetSysctl
+    from ctguard.plan.conntrack_settings import MAX_SYSCTLS
 
     try:
         changes = Journal(state_dir_from(env.environ)).all()
@@ -80,7 +78,7 @@ def last_max_change(env: Environment) -> tuple[datetime, int] | None:
     for change in changes:
         for step in change.steps:
             action = step.action
-            if not (isinstance(action, SetSysctl) and action.name == MAX_SYSCTL):
+            if not (isinstance(action, SetSysctl) and action.name in MAX_SYSCTLS):
                 continue
             if action.netns is not None or step.original is None:
                 continue

@@ -19,8 +19,9 @@ from ctguard.effects.journal import Journal
 from ctguard.effects.slots import System
 from ctguard.errors import CtguardError
 from ctguard.plan.actions import Plan, SetModuleParam, SetSysctl
+from ctguard.plan.conntrack_settings import NF_NAMING
 
-MAX_SYSCTL = "net.netfilter.nf_conntrack_max"
+MAX_SYSCTL = NF_NAMING.sysctl("max")
 PROC_NET_INIT_INO = 0xEFFFFFF9
 _PROC_SYS = Path("/proc/sys/net/netfilter")
 

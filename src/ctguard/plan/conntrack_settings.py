@@ -53,12 +53,16 @@ class Naming:
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> Naming:
-        if snapshot.legacy:
-            return cls("ip_conntrack", "net.ipv4.netfilter.ip_conntrack_")
-        return cls("nf_conntrack", "net.netfilter.nf_conntrack_")
+        return LEGACY_NAMING if snapshot.legacy else NF_NAMING
 
     def sysctl(self, key: str) -> str:
         return self.prefix + key
+
+
+NF_NAMING = Naming("nf_conntrack", "net.netfilter.nf_conntrack_")
+LEGACY_NAMING = Naming("ip_conntrack", "net.ipv4.netfilter.ip_conntrack_")
+# the table size, as `ctguard apply` names it on either kind of kernel
+MAX_SYSCTLS = frozenset(naming.sysctl("max") for naming in (NF_NAMING, LEGACY_NAMING))
 
 
 def validate_targets(
