@@ -22,10 +22,12 @@ from ctguard.parse.conntrack_table import (
     Entry,
     build_procfs_scan_pattern,
     build_scan_pattern,
+    expected_shape,
+    line_shape,
     parse_entry_line,
     rows_account_for_every_line,
 )
-from ctguard.parse.table_scan import ScanSpec, TableScanner, scan_chunks
+from ctguard.parse.table_scan import ScanSpec, TableScanner, scan_chunks, split_summaries
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 
@@ -257,6 +259,78 @@ def test_a_bad_line_with_both_dst_counts_nothing_in_any_tally() -> None:
         assert result.skipped.examples[0][0] == 4
         for columns in spec.tallies:
             assert result.tallies[columns].counts == expected.tallies[columns].counts, columns
+
+
+def _procfs_lines_of_samples() -> list[bytes]:
+    lines: list[bytes] = []
+    for name in SAMPLE_COUNTS:
+        text, _ = split_summaries((SAMPLES / name).read_bytes())
+        lines += [line for line in text.splitlines() if line.startswith(b"ipv")]
+    return lines
+
+
+def test_whole_procfs_lines_of_every_protocol_have_the_letters_of_their_shape() -> None:
+    """The shape check's premise, on what kernels printed (samples: TCP, UDP,
+    ICMP, GRE, SCTP, unknown protocols, acct, timestamps, IPv6) and on every
+    protocol the generator renders in procfs's and ``-o extended``'s form."""
+    lines = _procfs_lines_of_samples()
+    generated = [
+        render_entry(e, fmt)
+        for e in generate_entries(400, 3, v6_share=0.4)
+        for fmt in ("procfs", "extended")
+    ]
+    lines += [line.encode() for line in generated]
+    assert len(lines) > 800
+    for line in lines:
+        entry = parse_entry_line(line.decode())
+        assert entry is not None, line
+        chunk = b"\n" + line
+        assert line_shape(chunk, len(chunk)) == expected_shape({entry.proto.encode(): 1}), line
+
+
+def test_a_procfs_dump_is_checked_by_its_shape_and_counted_as_by_dst() -> None:
+    """Whole procfs lines pass the shape check chunk after chunk (it stays on)
+    and count what the ``dst=`` check counts; lines whose letters do not add
+    up although they are whole (SELinux labels) turn it off and count the same."""
+    entries = list(generate_entries(300, 5, v6_share=0.3))
+    procfs = "\n".join(render_entry(e, "procfs") for e in entries) + "\n"
+    labelled = procfs.replace(" zone=", " secctx=system_u:object_r:unlabeled_t:s0 zone=")
+    spec = top_scan_spec(parse_dimensions("src"), TableFilter())
+    results = {}
+    for name, text in (("procfs", procfs), ("labelled", labelled)):
+        scanner = TableScanner(spec)
+        scanner.feed_all(iter_chunks(io.BytesIO(text.encode()), 2048))
+        results[name] = scanner.result
+        assert scanner._shape_check == (name == "procfs")
+    by_dst = TableScanner(spec)
+    by_dst._shape_check = False
+    by_dst.feed_all(iter_chunks(io.BytesIO(procfs.encode()), 2048))
+    for result in (*results.values(), by_dst.result):
+        assert (result.entries, result.skipped.count) == (300, 0)
+        for columns in spec.tallies:
+            assert result.tallies[columns].counts == results["procfs"].tallies[columns].counts
+
+
+@pytest.mark.parametrize("cut_before", [" sport=", " src=", " [ASSURED]", " zone=", " use="])
+def test_a_line_cut_short_and_run_into_the_next_is_one_bad_line(cut_before: str) -> None:
+    """Cut anywhere (before the reply tuple, in it, or in the last fields) and
+    joined to the next line by the lost newline: the query's columns of the
+    first entry are all there, yet the line is one bad line and neither entry
+    counts, whatever chunk holds it."""
+    lines = [
+        render_entry(e, "procfs")
+        for e in generate_entries(40, 11)
+        if e.proto == "tcp" and e.status == "ASSURED"
+    ][:12]
+    at = lines[5].index(cut_before, lines[5].index(" src=") + 1 if cut_before == " src=" else 0)
+    joined = [*lines[:5], lines[5][:at] + lines[6], *lines[7:]]
+    spec = top_scan_spec(parse_dimensions("src"), TableFilter())
+    for chunk in (64, 4096, 1 << 20):
+        scanner = TableScanner(spec)
+        scanner.feed_all(iter_chunks(io.BytesIO(("\n".join(joined) + "\n").encode()), chunk))
+        result = scanner.result
+        assert (result.entries, result.skipped.count) == (10, 1), chunk
+        assert result.skipped.examples[0][0] == 6
 
 
 @pytest.mark.parametrize("chunk", [64, 1000, 4096])

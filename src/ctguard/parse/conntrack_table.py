@@ -24,7 +24,7 @@ Two readers live here:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # The summary conntrack prints on stderr; pasted with 2>&1 it lands first,
@@ -359,6 +359,45 @@ def _scan_body(columns: Sequence[str], line_start: bytes = _LINE_START) -> bytes
         parts += [rb"(?: secctx=[^ \n]++| secmark=\d++)?(?: zone=", _cap("zone", rb"\d++", wanted)]
         parts.append(rb")?")
     return b"".join(parts)
+
+
+# The line-shape check of a chunk in /proc/net/nf_conntrack's form (see
+# line_shape): a line starts with its family, "ipv4" or "ipv6" (one "v"), and
+# ends with "use=N" (one "u").  No other field holds either letter (states
+# and flags are upper case, addresses hex digits), but these protocols'
+# names and GRE's "timeout=.., stream_timeout=..": (extra "u", extra "v").
+SHAPE_EXTRA: dict[bytes, tuple[int, int]] = {
+    b"udp": (1, 0),
+    b"udplite": (1, 0),
+    b"unknown": (1, 0),
+    b"gre": (2, 0),
+    b"icmpv6": (0, 1),
+}
+_NOT_SHAPE_LETTER = bytes(c for c in range(256) if c not in b"uv")
+
+
+def line_shape(data: bytes | bytearray, end: int) -> tuple[int, int]:
+    """The ``u`` and ``v`` in ``data[:end]``, for :func:`expected_shape`.
+
+    One C pass that keeps only those letters (~40 ms per 110 MB, copy
+    included) costs half of counting ``dst=`` (:func:`tuple_marks`).
+    """
+    chunk = data if end == len(data) and isinstance(data, bytes) else bytes(memoryview(data)[:end])
+    letters = chunk.translate(None, _NOT_SHAPE_LETTER)
+    return letters.count(b"u"), letters.count(b"v")
+
+
+def expected_shape(protocols: Mapping[bytes, int]) -> tuple[int, int]:
+    """:func:`line_shape` of whole procfs lines, from how many there are of
+    each protocol: a line cut short lacks its ``use=``, two lines run
+    together (with or without the first cut short) hold two families."""
+    u = v = sum(protocols.values())
+    for name, count in protocols.items():
+        extra = SHAPE_EXTRA.get(name)
+        if extra is not None:
+            u += count * extra[0]
+            v += count * extra[1]
+    return u, v
 
 
 def tuple_marks(data: bytes | bytearray, start: int = 0, end: int | None = None) -> int:
