@@ -327,13 +327,15 @@ class TableScanner:
         # what a line that is not an entry gives in an every-line pass
         self._no_entry: Any = (b"",) * len(spec.columns) if len(spec.columns) != 1 else b""
         self._reject: re.Pattern[bytes] | None = None  # compiled when a chunk needs it
-        # The line-shape check (see _count_if_shaped): each row's protocol,
-        # and the tally of protocols alone, when the query keeps one.
-        self._shape_check = self._every_line and "proto" in spec.columns
+        # The line-shape check (see _count_if_shaped) needs the protocols of
+        # a chunk's rows: only where a tally of protocols alone counts them
+        # anyway (top's totals).  Counting them apart (~45 ms per 110 MB)
+        # costs more than the check saves.
+        self._protocol_tally = self.result.tallies.get(("proto",))
+        self._shape_check = self._every_line and self._protocol_tally is not None
         self._protocol_of: Any = None  # None: the rows are the protocols
         if len(spec.columns) > 1 and "proto" in spec.columns:
             self._protocol_of = itemgetter(index["proto"])
-        self._protocol_tally = self.result.tallies.get(("proto",))
 
     def _no_entry_watch(self) -> tuple[Counter[Any], Any] | None:
         """A tally where an empty row shows as a key of its own (one keyed by a
