@@ -229,8 +229,9 @@ def build_scan_pattern(columns: Sequence[str], *, every_line: bool = False) -> r
     """A pattern matching ``\\n`` + one entry, capturing ``columns`` in order.
 
     The pattern stops after the last field it needs, so cheap queries do not
-    pay for the rest of the line; :func:`tuple_marks` checks the rest of
-    the shape (both tuples present) for the whole chunk at once.  Repeats are
+    pay for the rest of the line; :func:`line_shape` (each line whole, from
+    its family to its ``use=``) or :func:`tuple_marks` (both tuples present)
+    checks the rest for the whole chunk at once.  Repeats are
     possessive (``\\d++``): no field can give characters back to the next, so
     keeping the engine from saving backtrack points changes no match and
     saves ~10% of a scan.
