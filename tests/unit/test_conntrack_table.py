@@ -311,6 +311,24 @@ def test_a_procfs_dump_is_checked_by_its_shape_and_counted_as_by_dst() -> None:
             assert result.tallies[columns].counts == results["procfs"].tallies[columns].counts
 
 
+def test_a_line_passing_either_check_counts_whichever_check_its_chunk_passed() -> None:
+    """One line whose letters do not add up (its ``use=`` damaged) but which
+    holds both ``dst=``, one whose letters add up but which lost a ``dst=``:
+    each counts as an entry alone, so each counts beside the other, in one
+    chunk or apart, and after the first has turned the letters check off."""
+    lines = [render_entry(e, "procfs") for e in generate_entries(8, 3)]
+    lines[1] = lines[1].replace(" use=", " xse=")
+    at = lines[5].rindex(" dst=")
+    lines[5] = lines[5][:at] + " xst=" + lines[5][at + 5 :]
+    spec = top_scan_spec(parse_dimensions("src"), TableFilter())
+    alone = [scan_chunks(spec, iter_chunks(io.BytesIO(f"{line}\n".encode()))) for line in lines]
+    assert [r.entries for r in alone] == [1] * 8
+    for chunk in (64, 600, 1 << 20):
+        text = ("\n".join(lines) + "\n").encode()
+        whole = scan_chunks(spec, iter_chunks(io.BytesIO(text), chunk))
+        assert (whole.entries, whole.skipped.count) == (8, 0), chunk
+
+
 @pytest.mark.parametrize("cut_before", [" sport=", " src=", " [ASSURED]", " zone=", " use="])
 def test_a_line_cut_short_and_run_into_the_next_is_one_bad_line(cut_before: str) -> None:
     """Cut anywhere (before the reply tuple, in it, or in the last fields) and
@@ -479,24 +497,31 @@ def test_whether_a_line_counts_never_depends_on_its_neighbours(
 ) -> None:
     """Damaged lines (a byte replaced or cut anywhere) count or not by themselves:
     scanning the whole dump in chunks of any size gives what scanning each line
-    alone gives, for top's columns and for analyze's."""
+    alone gives, for top's columns and for analyze's, and with top's own
+    tallies (its protocol totals turn the line-shape check on)."""
     lines = [render_entry(e, fmt).encode() for e in generate_entries(30, seed, v6_share=0.4)]
     for which, where, byte in damage:
         at = int(where * (len(lines[which]) - 1))
         lines[which] = lines[which][:at] + byte + lines[which][at + 1 :]
     # ("state", "dport") has no column every entry fills: lines counted apart
-    for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS, ("state", "dport")):
-        whole = scan_bytes(b"\n".join(lines) + b"\n", columns, chunk)
-        alone = [scan_bytes(line + b"\n", columns) for line in lines]
+    specs = [
+        ScanSpec(columns=columns, tallies=(columns,))
+        for columns in (("src",), TOP_COLUMNS, ANALYZE_COLUMNS, ("state", "dport"))
+    ]
+    specs.append(top_scan_spec(parse_dimensions("src"), TableFilter()))
+    for spec in specs:
+        whole = scan_chunks(spec, iter_chunks(io.BytesIO(b"\n".join(lines) + b"\n"), chunk))
+        alone = [scan_chunks(spec, iter_chunks(io.BytesIO(line + b"\n"))) for line in lines]
         assert whole.entries == sum(r.entries for r in alone)
         assert whole.skipped.count == sum(r.skipped.count for r in alone)
-        counted: Counter[object] = Counter()
-        for result in alone:
-            counted.update(result.tallies[columns].counts)
-        assert whole.tallies[columns].counts == counted
-        for key in counted:  # nothing captured holds a control character
-            for value in key if isinstance(key, tuple) else (key,):
-                assert all(32 <= byte < 127 for byte in value), key
+        for columns in spec.tallies:
+            counted: Counter[object] = Counter()
+            for result in alone:
+                counted.update(result.tallies[columns].counts)
+            assert whole.tallies[columns].counts == counted
+            for key in counted:  # nothing captured holds a control character
+                for value in key if isinstance(key, tuple) else (key,):
+                    assert all(32 <= byte < 127 for byte in value), key
 
 
 @settings(max_examples=40, deadline=None)

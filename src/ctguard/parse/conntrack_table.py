@@ -419,13 +419,25 @@ def tuple_marks(data: bytes | bytearray, start: int = 0, end: int | None = None)
     return data.count(b" dst=", start, len(data) if end is None else end)
 
 
-def line_is_entry(pattern: re.Pattern[bytes], line: bytes) -> bool:
-    """What the whole-chunk checks (a match for every line and two
-    :func:`tuple_marks` per line) check, for one line (without its ``\\n``).
+def line_is_entry(
+    pattern: re.Pattern[bytes], line: bytes, protocol_group: int | None = None
+) -> bool:
+    """What the whole-chunk checks check, for one line (without its ``\\n``):
+    the scan pattern matches it, and it holds two :func:`tuple_marks`, or,
+    where the scan also checks letters (``protocol_group``: the group that
+    captures the protocol), the :func:`line_shape` of a whole line of its
+    protocol.
 
     Chunks that fail the whole-chunk checks are read line by line with this
     same rule, so whether a line counts never depends on the lines around it
     (a line damaged past the fields a query reads counts for that query, with
-    or without garbage in its chunk).
+    or without garbage in its chunk, and whichever check its chunk passed).
     """
-    return pattern.match(b"\n" + line) is not None and tuple_marks(line) == 2
+    match = pattern.match(b"\n" + line)
+    if match is None:
+        return False
+    if tuple_marks(line) == 2:
+        return True
+    if protocol_group is None:
+        return False
+    return line_shape(line, len(line)) == expected_shape({match.group(protocol_group): 1})

@@ -336,6 +336,9 @@ class TableScanner:
         self._protocol_of: Any = None  # None: the rows are the protocols
         if len(spec.columns) > 1 and "proto" in spec.columns:
             self._protocol_of = itemgetter(index["proto"])
+        # A line checked alone passes by its letters too, where chunks may:
+        # whether it counts must not depend on which check its chunk passed.
+        self._protocol_group = index["proto"] + 1 if self._shape_check else None
 
     def _no_entry_watch(self) -> tuple[Counter[Any], Any] | None:
         """A tally where an empty row shows as a key of its own (one keyed by a
@@ -551,7 +554,7 @@ class TableScanner:
                 self.result.blank += 1
                 continue
             whole = not strict_last or offset < len(lines) - 1 or ENTRY_RE.fullmatch(text)
-            if whole and line_is_entry(pattern, text):
+            if whole and line_is_entry(pattern, text, self._protocol_group):
                 good.append(text)
             else:
                 self.result.skipped.add(first_line + offset, classify_rejected_line(text), text)
