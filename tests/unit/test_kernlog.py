@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctguard.analyze.log_episodes import build_log_report, sparkline
+from ctguard.analyze.log_episodes import binned_timeline, build_log_report, sparkline
 from ctguard.kernel.kernlog_sources import read_log_file, rotated_files
 from ctguard.model.kernlog import LogKind
 from ctguard.parse.kernlog import parse_line, parse_log
@@ -250,3 +250,48 @@ def test_rotated_and_gz_files(tmp_path):
 def test_sparkline():
     assert sparkline([0, 1, 8]) == " ▁█"
     assert sparkline([]) == ""
+
+
+def _minutes_log(minutes: list[int]) -> str:
+    """One table-full line at the start of each of ``minutes`` (since boot)."""
+    return "".join(
+        f"[{60.0 * m + 1:.6f}] nf_conntrack: table full, dropping packet\n" for m in minutes
+    )
+
+
+def test_binned_timeline_covers_the_whole_span_in_the_width():
+    report = report_of(_minutes_log([0, 1, 2, 150, 299]))
+    bins = binned_timeline(report.episodes, 100)
+    assert bins is not None
+    # 300 minutes in at most 100 bins: 3 minutes each, every line kept
+    assert bins.minutes_per_bin == 3
+    assert len(bins.counts) == 100
+    assert sum(bins.counts) == 5
+    assert bins.counts[0] == 3 and bins.counts[50] == 1 and bins.counts[99] == 1
+    assert bins.end_minute - bins.first_minute == 300
+
+
+def test_binned_timeline_per_minute_when_it_fits():
+    bins = binned_timeline(report_of(_minutes_log([5, 7])).episodes, 100)
+    assert bins is not None
+    assert (bins.first_minute, bins.minutes_per_bin, bins.counts) == (5, 1, [1, 0, 1])
+    assert binned_timeline([], 100) is None
+
+
+def test_rendered_timeline_fits_the_console():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ctguard.render.logs_text import render_logs
+
+    report = report_of(_minutes_log(list(range(0, 600, 7))))
+    out = StringIO()
+    render_logs(Console(file=out, width=60, no_color=True), report, "test", {})
+    text = out.getvalue()
+    assert "lines per 11 minutes, boot+0.000s .. boot+36300.000s (peak 2):" in " ".join(
+        text.split()
+    )
+    (spark,) = [line for line in text.splitlines() if set(line) <= set(" ▁▂▃▄▅▆▇█")]
+    # 600 minutes in 55 bins of 11 minutes, one line every 7 minutes
+    assert len(spark) == 55 and spark.count("█") + spark.count("▄") == 55

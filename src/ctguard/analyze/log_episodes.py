@@ -250,14 +250,49 @@ def sparkline(counts: list[int]) -> str:
     )
 
 
-def timeline(episodes: list[Episode], limit: int = 120) -> list[tuple[int, int]]:
-    """(minute, lines) for every minute from the first to the last line (at most ``limit``)."""
+def _lines_per_minute(episodes: list[Episode]) -> dict[int, int]:
     merged: dict[int, int] = {}
     for episode in episodes:
         for minute, count in episode.minutes.items():
             merged[minute] = merged.get(minute, 0) + count
+    return merged
+
+
+def timeline(episodes: list[Episode], limit: int = 120) -> list[tuple[int, int]]:
+    """(minute, lines) for every minute from the first to the last line (at most ``limit``)."""
+    merged = _lines_per_minute(episodes)
     if not merged:
         return []
     first, last = min(merged), max(merged)
     first = max(first, last - limit + 1)
     return [(minute, merged.get(minute, 0)) for minute in range(first, last + 1)]
+
+
+@dataclass(frozen=True)
+class BinnedTimeline:
+    """Lines per bin of ``minutes_per_bin`` minutes, the first bin starting
+    at ``first_minute``: the whole span of the episodes in a given width."""
+
+    first_minute: int
+    minutes_per_bin: int
+    counts: list[int]
+
+    @property
+    def end_minute(self) -> int:
+        """The minute after the last bin."""
+        return self.first_minute + self.minutes_per_bin * len(self.counts)
+
+
+def binned_timeline(episodes: list[Episode], width: int) -> BinnedTimeline | None:
+    """Every minute from the first line to the last, in at most ``width``
+    bins of equal length (a whole number of minutes each); None when the
+    lines carry no times."""
+    merged = _lines_per_minute(episodes)
+    if not merged:
+        return None
+    first, last = min(merged), max(merged)
+    per_bin = -(-(last - first + 1) // max(1, width))
+    counts = [0] * ((last - first) // per_bin + 1)
+    for minute, count in merged.items():
+        counts[(minute - first) // per_bin] += count
+    return BinnedTimeline(first, per_bin, counts)

@@ -8,7 +8,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ctguard.advise.kernel_defaults import humanize_seconds
-from ctguard.analyze.log_episodes import LogReport, episode_namespace, sparkline, timeline
+from ctguard.analyze.log_episodes import (
+    LogReport,
+    binned_timeline,
+    episode_namespace,
+    sparkline,
+)
 
 
 def render_logs(
@@ -62,15 +67,7 @@ def render_logs(
                 episode_namespace(episode, names, live=bool(names)),
             )
         console.print(table)
-        minutes = timeline(report.episodes)
-        if len(minutes) > 1:
-            console.print(
-                Text(
-                    f"per minute {axis.show(minutes[0][0] * 60.0)} .. "
-                    f"{axis.show(minutes[-1][0] * 60.0)}: "
-                )
-                + Text(sparkline([count for _m, count in minutes]), style="yellow")
-            )
+        _render_timeline(console, report)
         console.print(
             Text(
                 "each line is one dropped packet; 'suppressed' counts every net_ratelimit user, "
@@ -110,3 +107,20 @@ def render_logs(
         )
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def _render_timeline(console: Any, report: LogReport) -> None:
+    """Lines over time from the first episode to the last, one character per
+    bin, in one line of the console: a bin holds as many minutes as it takes."""
+    bins = binned_timeline(report.episodes, max(10, console.width - 1))
+    if bins is None or len(bins.counts) < 2:
+        return
+    axis = report.axis
+    unit = "minute" if bins.minutes_per_bin == 1 else f"{bins.minutes_per_bin} minutes"
+    console.print(
+        Text(
+            f"lines per {unit}, {axis.show(bins.first_minute * 60.0)} .. "
+            f"{axis.show(bins.end_minute * 60.0)} (peak {max(bins.counts):,}):"
+        )
+    )
+    console.print(Text(sparkline(bins.counts), style="yellow"), no_wrap=True, overflow="crop")
