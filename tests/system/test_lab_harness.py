@@ -52,15 +52,23 @@ def test_fill_through_ctnetlink(lab):
 
 
 def test_crashed_run_is_cleaned_from_its_journal(tmp_path):
-    crashed = Lab(journal_dir=tmp_path)
+    journals, kmsg = tmp_path / "journals", tmp_path / "kmsg"
+    kmsg.touch()
+    crashed = Lab(journal_dir=journals, kmsg=kmsg)
     ns = crashed.add_namespace("orphan")
     data = json.loads(crashed.journal.read_text())
     data["pid"] = 2**22 + 1  # a pid that does not exist: the run "crashed"
     crashed.journal.write_text(json.dumps(data))
     assert Path(f"/run/netns/{ns.name}").exists()
-    assert clean_leftovers(tmp_path) == [ns.name]
+    assert clean_leftovers(journals, kmsg) == [ns.name]
     assert not Path(f"/run/netns/{ns.name}").exists()
-    assert list(tmp_path.iterdir()) == []
+    assert list(journals.iterdir()) == []
+    # the namespace was marked when made, and the run closed by the clean-up
+    run = crashed.run_id
+    assert kmsg.read_text().splitlines()[-2:] == [
+        f"<6>ctguard-lab: run={run} netns={ns.ref.inode} added",
+        f"<6>ctguard-lab: run={run} closed",
+    ]
     assert (
         ns.name
         not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
@@ -73,3 +81,16 @@ def test_live_run_is_not_cleaned(tmp_path):
         assert clean_leftovers(tmp_path) == []
         assert Path(f"/run/netns/{ns.name}").exists()
         assert json.loads(alive.journal.read_text())["pid"] == os.getpid()
+
+
+def test_a_run_marks_its_namespaces_in_the_kernel_log(tmp_path):
+    kmsg = tmp_path / "kmsg"
+    kmsg.touch()
+    with Lab(journal_dir=tmp_path / "journals", kmsg=kmsg) as run:
+        a, b = run.add_namespace("a"), run.add_namespace("b")
+        assert a.ref.inode != b.ref.inode
+    assert kmsg.read_text().splitlines() == [
+        f"<6>ctguard-lab: run={run.run_id} netns={a.ref.inode} added",
+        f"<6>ctguard-lab: run={run.run_id} netns={b.ref.inode} added",
+        f"<6>ctguard-lab: run={run.run_id} closed",
+    ]

@@ -66,8 +66,21 @@ def run_lab(*args: str) -> dict[str, Any]:
     return data
 
 
+def kernel_log_counts() -> tuple[int, int]:
+    """('table full' lines of the host, of lab namespaces) in this boot's kernel log."""
+    result = run_cli("logs", "--json")
+    assert result.status in (ExitStatus.OK, ExitStatus.WARN), result.stderr
+    data = result.json()
+    return data["table_full_lines"], data["lab_table_full_lines"]
+
+
 def test_assured_flood_drops_until_the_source_is_blocked(host_globals) -> None:
+    host_before, lab_before = kernel_log_counts()
     data = run_lab("assured-flood", "--scale", SCALE)
+    # the rehearsal's drops were logged, marked as the lab's: not the host's trouble
+    host_after, lab_after = kernel_log_counts()
+    assert lab_after - lab_before >= data["before"]["log_lines"] > 0
+    assert host_after <= host_before
     before, after = data["before"], data["after"]
     assert data["table_max"] == 2048 and data["max_lowered"] is True
     assert before["count"] == before["max"] == 2048

@@ -295,3 +295,92 @@ def test_rendered_timeline_fits_the_console():
     (spark,) = [line for line in text.splitlines() if set(line) <= set(" ▁▂▃▄▅▆▇█")]
     # 600 minutes in 55 bins of 11 minutes, one line every 7 minutes
     assert len(spark) == 55 and spark.count("█") + spark.count("▄") == 55
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "14,1321,26391628927,-;ctguard-lab: run=ab12cd netns=4026532177 added",
+        "[26391.628927] ctguard-lab: run=ab12cd netns=4026532177 added",
+        "Nov 22 07:42:26 gw1 ctguard-lab: run=ab12cd netns=4026532177 added",
+        "2026-11-22T07:42:26+0000 gw1 ctguard-lab: run=ab12cd netns=4026532177 added",
+    ],
+)
+def test_lab_markers_in_every_log_form(line):
+    record = parse_line(line, 1, year=2026)
+    assert (record.kind, record.netns) == (LogKind.LAB_NETNS, 4026532177)
+    closed = parse_line(line.replace("netns=4026532177 added", "closed"), 2, year=2026)
+    assert (closed.kind, closed.netns) == (LogKind.LAB_CLOSED, None)
+
+
+def test_lab_markers_are_exact():
+    for message in (
+        "ctguard-lab: run=ab12cd netns=4026532177 added, or so",
+        "ctguard-lab: run=xyz closed",
+        "ctguard-lab run=ab12cd closed",
+    ):
+        assert parse_line(f"[1.0] {message}", 1, year=2026).kind is LogKind.OTHER
+
+
+FULL = "nf_conntrack: nf_conntrack: table full in netns {}, dropping packet"
+
+
+def test_table_full_lines_of_lab_namespaces_are_not_the_hosts():
+    lines = [
+        "[10.0] ctguard-lab: run=aa netns=5 added",
+        "[10.1] ctguard-lab: run=aa netns=6 added",
+        f"[11.0] {FULL.format(5)}",
+        "[11.5] net_ratelimit: 40 callbacks suppressed",
+        f"[11.6] {FULL.format(5)}",
+        f"[12.0] {FULL.format(7)}",  # another namespace during the run: the host's
+        f"[12.5] {FULL.format(6)}",
+        "[13.0] ctguard-lab: run=bb netns=9 added",
+        "[14.0] ctguard-lab: run=aa closed",
+        f"[15.0] {FULL.format(5)}",  # inode 5 reused once the run is over
+        f"[15.1] {FULL.format(9)}",  # run bb is still open
+    ]
+    report = report_of("\n".join(lines))
+    assert report.lab_lines == 4
+    assert report.table_full_lines == 2
+    assert [(e.netns, e.lines, e.suppressed) for e in report.episodes] == [(7, 1, 0), (5, 1, 0)]
+
+
+def test_lab_marks_hold_from_before_since():
+    lines = [
+        "2026-11-22T10:00:00+0000 gw1 ctguard-lab: run=aa netns=5 added",
+        f"2026-11-22T10:30:00+0000 gw1 kernel: {FULL.format(5)}",
+        f"2026-11-22T11:30:00+0000 gw1 kernel: {FULL.format(5)}",
+        f"2026-11-22T11:31:00+0000 gw1 kernel: {FULL.format(6)}",
+    ]
+    since = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
+    report = report_of("\n".join(lines), since=since)
+    assert (report.lab_lines, report.table_full_lines) == (1, 1)
+
+
+def test_lab_lines_are_said_and_left_out_of_json():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ctguard.render.logs_json import logs_json
+    from ctguard.render.logs_text import render_logs
+
+    report = report_of(
+        "[1.0] ctguard-lab: run=aa netns=5 added\n" + f"[2.0] {FULL.format(5)}\n" * 3
+    )
+    assert report.episodes == [] and report.lab_lines == 3
+    data = logs_json(report, "test", {})
+    assert (data["table_full_lines"], data["lab_table_full_lines"]) == (0, 3)
+    out = StringIO()
+    render_logs(Console(file=out, width=200, no_color=True), report, "test", {})
+    text = out.getvalue()
+    assert "no 'table full, dropping packet' lines" in text
+    assert "3 'table full' lines of namespaces that `ctguard lab` made" in text
+
+
+def test_the_labs_marks_read_back():
+    from ctguard.lab.namespaces import lab_marker_text
+
+    made = parse_line("[1.0] " + lab_marker_text("ab12cd", 77), 1, year=2026)
+    closed = parse_line("[2.0] " + lab_marker_text("ab12cd"), 2, year=2026)
+    assert (made.kind, made.netns, closed.kind) == (LogKind.LAB_NETNS, 77, LogKind.LAB_CLOSED)

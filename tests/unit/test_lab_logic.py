@@ -163,3 +163,19 @@ def test_a_finished_run_leaves_no_empty_journal_directory(tmp_path, monkeypatch)
         lab._record("second")
     assert not (tmp_path / "ctguard").exists()
     assert namespaces.clean_leftovers(journal_dir) == []  # nothing there: no error
+
+
+def test_kernel_log_marks_are_best_effort(tmp_path) -> None:
+    from ctguard.lab.namespaces import lab_marker_text, mark_kernel_log
+
+    log = tmp_path / "kmsg"
+    log.touch()
+    assert mark_kernel_log(lab_marker_text("ab12cd", 4026532177), log)
+    assert mark_kernel_log(lab_marker_text("ab12cd"), log)
+    assert log.read_text() == (
+        "<6>ctguard-lab: run=ab12cd netns=4026532177 added\n<6>ctguard-lab: run=ab12cd closed\n"
+    )
+    # no kernel log to write to: the marks are lost, nothing else (and no file made)
+    assert not mark_kernel_log("x", tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+    assert not mark_kernel_log("x", None)

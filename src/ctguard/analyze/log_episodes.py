@@ -15,10 +15,12 @@ truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ctguard.model.kernlog import LogKind, LogRecord
+from ctguard.parse.kernlog import lab_marker
 
 DEFAULT_GAP = 60.0
 ATTRIBUTION_WINDOW = 1.0  # seconds between a suppression line and the line it precedes
@@ -125,6 +127,9 @@ class LogReport:
     vmalloc_lines: int
     records: int
     notes: list[str]
+    # table-full lines of namespaces `ctguard lab` made (rehearsals), left out
+    # of the episodes and of every count above
+    lab_lines: int = 0
 
 
 def build_log_report(
@@ -145,12 +150,12 @@ def build_log_report(
         r.wall is not None and not r.year_known and r.kind is not LogKind.OTHER for r in records
     ):
         notes.append("syslog lines carry no year: the most recent past year was assumed")
-    records = _filter_time(records, axis, since, until, notes)
+    records = _filter_time(list(mark_lab_lines(records)), axis, since, until, notes)
 
     episodes: list[Episode] = []
     open_by_key: dict[tuple[int | None, str | None], Episode] = {}
     suppressed_unattributed = 0
-    expect = vmalloc = 0
+    expect = vmalloc = lab_lines = 0
     last_relevant: LogRecord | None = None
     last_episode: Episode | None = None
     pending_suppressed: list[LogRecord] = []
@@ -175,16 +180,19 @@ def build_log_report(
             pending_suppressed.clear()
             episode.add(record, when)
             last_episode = episode
+        elif record.kind is LogKind.LAB_TABLE_FULL:
+            lab_lines += 1
+            pending_suppressed.clear()  # the lab's, like the line they precede
         elif record.kind is LogKind.RATELIMIT:
             pending_suppressed.append(record)
             continue  # does not break the "next message" relation
         elif record.kind is LogKind.REPEATED:
-            if (
-                last_relevant is not None
-                and last_relevant.kind is LogKind.TABLE_FULL
-                and last_episode
-            ):
+            if last_relevant is None:
+                pass
+            elif last_relevant.kind is LogKind.TABLE_FULL and last_episode:
                 last_episode.add(record, when, repeat=record.count)
+            elif last_relevant.kind is LogKind.LAB_TABLE_FULL:
+                lab_lines += record.count
         else:
             if record.kind is LogKind.EXPECT_FULL:
                 expect += 1
@@ -205,7 +213,39 @@ def build_log_report(
         vmalloc_lines=vmalloc,
         records=len(records),
         notes=notes,
+        lab_lines=lab_lines,
     )
+
+
+def note_lab_marker(lab_netns: dict[int, str], record: LogRecord) -> None:
+    """Update ``lab_netns`` (netns inode -> lab run) with a lab marker record."""
+    marker = lab_marker(record.message)
+    if marker is None:
+        return
+    run, inode = marker
+    if inode is not None:
+        lab_netns[inode] = run
+    else:
+        for closed in [i for i, r in lab_netns.items() if r == run]:
+            del lab_netns[closed]
+
+
+def mark_lab_lines(records: Iterable[LogRecord]) -> Iterator[LogRecord]:
+    """``records``, a table-full line of a namespace that a `ctguard lab` run
+    had marked (and not yet closed) turned into LAB_TABLE_FULL.
+
+    The marks are read in log order, before any --since/--until: a line
+    after the run's "closed" mark, or naming a namespace no run marked, is
+    the host's own, even when a later namespace reuses a lab namespace's
+    inode number.
+    """
+    lab_netns: dict[int, str] = {}
+    for record in records:
+        if record.kind is LogKind.LAB_NETNS or record.kind is LogKind.LAB_CLOSED:
+            note_lab_marker(lab_netns, record)
+        elif record.kind is LogKind.TABLE_FULL and record.netns in lab_netns:
+            record = replace(record, kind=LogKind.LAB_TABLE_FULL)
+        yield record
 
 
 def _gap_exceeded(episode: Episode, when: float | None, gap: float) -> bool:

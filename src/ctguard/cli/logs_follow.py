@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 
+from ctguard.analyze.log_episodes import note_lab_marker
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.kernel.kernlog_sources import follow_kmsg
 from ctguard.model.kernlog import LogKind
@@ -30,11 +31,16 @@ def follow(args: argparse.Namespace, env: Environment) -> ExitStatus:
             env.stdout.write(f"{event}: {where}: {details}\n")
         env.stdout.flush()
 
+    lab_netns: dict[int, str] = {}  # namespaces of `ctguard lab` runs: their lines are not followed
     for line in follow_kmsg(poll=min(1.0, args.gap)):
         now = time.monotonic()
         if line is not None:
             record = parse_line(line, 0, year=datetime.now().year)
-            if record.kind is LogKind.RATELIMIT:
+            if record.kind is LogKind.LAB_NETNS or record.kind is LogKind.LAB_CLOSED:
+                note_lab_marker(lab_netns, record)
+            elif record.kind is LogKind.TABLE_FULL and record.netns in lab_netns:
+                pending_suppressed = 0  # a rehearsal's line, and its suppressed count
+            elif record.kind is LogKind.RATELIMIT:
                 pending_suppressed += record.count
             elif record.kind is LogKind.TABLE_FULL:
                 seen += 1

@@ -19,6 +19,38 @@ from ctguard.model.netns_ref import NetnsRef
 PREFIX = "ctg"
 JOURNAL_DIR = Path("/run/ctguard/lab")
 COMMAND_TIMEOUT = 30.0
+KMSG = Path("/dev/kmsg")
+
+
+def mark_kernel_log(text: str, kmsg: Path | None = KMSG) -> bool:
+    """Write ``text`` into the kernel log (level info; the kernel gives lines
+    written from user space the user facility).
+
+    A lab run marks each namespace it makes, by inode, and marks the run
+    closed once they are gone: the 'table full' lines its rehearsals cause
+    then read as the lab's (see analyze.log_episodes.mark_lab_lines), not as
+    the host's trouble, in `ctguard logs`, `doctor` and `advise`.  Best
+    effort: a kernel log that cannot be written to only loses the marks.
+    """
+    if kmsg is None:
+        return False
+    try:
+        # one write() per record; O_APPEND without the seek to the end that
+        # Python's "a" mode does, which /dev/kmsg refuses
+        fd = os.open(kmsg, os.O_WRONLY | os.O_APPEND)  # never created: it is a device
+        try:
+            os.write(fd, f"<6>{text}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
+
+
+def lab_marker_text(run_id: str, inode: int | None = None) -> str:
+    """The marker of a namespace made (``inode``) or of the run closed."""
+    what = f"netns={inode} added" if inode is not None else "closed"
+    return f"ctguard-lab: run={run_id} {what}"
 
 
 def run_command(argv: list[str], *, input_text: str | None = None, check: bool = True) -> str:
@@ -109,6 +141,7 @@ class Lab:
     journal_dir: Path = JOURNAL_DIR
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     namespaces: list[LabNamespace] = field(default_factory=list)
+    kmsg: Path | None = KMSG  # where the run marks its namespaces (see mark_kernel_log)
 
     @property
     def journal(self) -> Path:
@@ -134,6 +167,7 @@ class Lab:
         run_command(["ip", "netns", "add", name])
         namespace = LabNamespace(name, resolve_netns(name))
         self.namespaces.append(namespace)
+        mark_kernel_log(lab_marker_text(self.run_id, namespace.ref.inode), self.kmsg)
         namespace.exec(["ip", "link", "set", "lo", "up"])
         # No duplicate address detection: a tentative link-local address
         # stalls neighbour discovery for seconds after a veth comes up.
@@ -172,11 +206,15 @@ class Lab:
         # Changes first (a global nf_conntrack_max must go back even if a
         # namespace refuses to die), while the namespaces they touch exist.
         errors = undo_changes(self.state_dir)
+        deleted = bool(self.namespaces)
         for namespace in reversed(self.namespaces):
             try:
                 run_command(["ip", "netns", "del", namespace.name])
             except CtguardError as err:
                 errors.append(str(err))
+                deleted = False
+        if deleted:  # else `ctguard lab clean` marks the run closed once they are gone
+            mark_kernel_log(lab_marker_text(self.run_id), self.kmsg)
         self.namespaces.clear()
         if errors:  # the journal stays, so `ctguard lab clean` can finish the job
             raise CtguardError(
@@ -222,7 +260,7 @@ def undo_changes(state_dir: Path) -> list[str]:
     return errors
 
 
-def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
+def clean_leftovers(journal_dir: Path = JOURNAL_DIR, kmsg: Path | None = KMSG) -> list[str]:
     """Delete namespaces of lab runs whose process is gone; return their names."""
     removed: list[str] = []
     for journal in sorted(journal_dir.glob("*.json")) if journal_dir.is_dir() else []:
@@ -247,6 +285,7 @@ def clean_leftovers(journal_dir: Path = JOURNAL_DIR) -> list[str]:
             if Path(f"/run/netns/{name}").exists():
                 run_command(["ip", "netns", "del", name], check=False)
                 removed.append(name)
+        mark_kernel_log(lab_marker_text(journal.stem), kmsg)
         journal.unlink(missing_ok=True)
     remove_empty_journal_dir(journal_dir)
     return removed

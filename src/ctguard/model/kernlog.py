@@ -13,6 +13,13 @@ class LogKind(enum.Enum):
     VMALLOC = "vmalloc_fallback"
     RATELIMIT = "ratelimit"  # N callbacks/messages suppressed (any net_ratelimit user)
     REPEATED = "repeated"  # syslog: last message repeated N times
+    # `ctguard lab` marks the namespaces it makes: "ctguard-lab: run=ID
+    # netns=INUM added" when one is made, "ctguard-lab: run=ID closed" once
+    # they are gone (see ctguard.lab.namespaces.mark_kernel_log)
+    LAB_NETNS = "lab_netns"
+    LAB_CLOSED = "lab_closed"
+    # a table-full line of a namespace that a lab run marked (see above)
+    LAB_TABLE_FULL = "lab_table_full"
     OTHER = "other"
 
 

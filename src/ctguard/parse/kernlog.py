@@ -50,9 +50,18 @@ _RATELIMIT = re.compile(
     r"|printk: (\d+) messages suppressed|NET: (\d+) messages suppressed)"
 )
 _REPEATED = re.compile(r"last message repeated (\d+) times?")
+LAB_MARK = re.compile(r"\bctguard-lab: run=([0-9a-f]+) (?:netns=(\d+) added|closed)$")
 _PRIORITY = re.compile(r"^<\d+>")
 
 _MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS.split("|"), start=1)}
+
+
+def lab_marker(message: str) -> tuple[str, int | None] | None:
+    """(run id, netns inum or None for "closed") of a `ctguard lab` marker."""
+    match = LAB_MARK.search(message)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)) if match.group(2) else None
 
 
 def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None]:
@@ -75,7 +84,16 @@ def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None
     match = _REPEATED.search(message)
     if match:
         return LogKind.REPEATED, int(match.group(1)), None, None
-    return LogKind.OTHER, 0, None, None
+    return _lab_kind(message)
+
+
+def _lab_kind(message: str) -> tuple[LogKind, int, int | None, str | None]:
+    """A lab marker's kind and netns, or OTHER."""
+    marker = lab_marker(message)
+    if marker is None:
+        return LogKind.OTHER, 0, None, None
+    _run, inode = marker
+    return (LogKind.LAB_CLOSED if inode is None else LogKind.LAB_NETNS), 0, inode, None
 
 
 def _syslog_time(month: str, day: str, clock: str, fraction: str | None, year: int) -> datetime:
@@ -131,8 +149,8 @@ def parse_line(line: str, line_no: int, *, year: int) -> LogRecord:
         mono, rest = float(inner.group(1)), inner.group(2)
     if kernel:
         kind, count, netns, vps = classify_message(rest)
-    else:
-        kind, count, netns, vps = LogKind.OTHER, 0, None, None
+    else:  # a lab marker as the journal shows it ("host ctguard-lab: run=...")
+        kind, count, netns, vps = _lab_kind(rest)
         if match := _REPEATED.search(rest):  # syslogd's own "last message repeated"
             kind, count = LogKind.REPEATED, int(match.group(1))
     return LogRecord(line_no, kind, wall, year_known, mono, host, rest, count, netns, vps)

@@ -50,6 +50,7 @@ def logs_json(report: LogReport, source: str, netns_names: dict[int, str]) -> di
             {"minute": axis.show(minute * 60.0), "lines": count}
             for minute, count in timeline(report.episodes)
         ],
+        "lab_table_full_lines": report.lab_lines,
         "records": report.records,
         "notes": report.notes,
     }

@@ -83,6 +83,14 @@ def render_logs(
                     style="dim",
                 )
             )
+    if report.lab_lines:
+        console.print(
+            Text(
+                f"{report.lab_lines:,} 'table full' lines of namespaces that `ctguard lab` "
+                "made for its rehearsals (marked in the kernel log): not counted",
+                style="dim",
+            )
+        )
     if report.suppressed_unattributed:
         console.print(
             Text(
