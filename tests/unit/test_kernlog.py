@@ -384,3 +384,15 @@ def test_the_labs_marks_read_back():
     made = parse_line("[1.0] " + lab_marker_text("ab12cd", 77), 1, year=2026)
     closed = parse_line("[2.0] " + lab_marker_text("ab12cd"), 2, year=2026)
     assert (made.kind, made.netns, closed.kind) == (LogKind.LAB_NETNS, 77, LogKind.LAB_CLOSED)
+
+
+def test_syslog_repeats_of_a_lab_line_are_the_labs():
+    lines = [
+        "Nov 22 10:00:00 gw1 ctguard-lab: run=aa netns=5 added",
+        f"Nov 22 10:00:01 gw1 kernel: {FULL.format(5)}",
+        "Nov 22 10:00:02 gw1 kernel: last message repeated 4 times",
+        f"Nov 22 10:00:03 gw1 kernel: {FULL.format(6)}",
+        "Nov 22 10:00:04 gw1 kernel: last message repeated 2 times",
+    ]
+    report = report_of("\n".join(lines))
+    assert (report.lab_lines, report.table_full_lines) == (5, 3)

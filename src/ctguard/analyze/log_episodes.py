@@ -187,11 +187,10 @@ def build_log_report(
             pending_suppressed.append(record)
             continue  # does not break the "next message" relation
         elif record.kind is LogKind.REPEATED:
-            if last_relevant is None:
-                pass
-            elif last_relevant.kind is LogKind.TABLE_FULL and last_episode:
+            repeated = last_relevant.kind if last_relevant is not None else None
+            if repeated is LogKind.TABLE_FULL and last_episode:
                 last_episode.add(record, when, repeat=record.count)
-            elif last_relevant.kind is LogKind.LAB_TABLE_FULL:
+            elif repeated is LogKind.LAB_TABLE_FULL:
                 lab_lines += record.count
         else:
             if record.kind is LogKind.EXPECT_FULL:
@@ -231,8 +230,8 @@ def note_lab_marker(lab_netns: dict[int, str], record: LogRecord) -> None:
 
 
 def mark_lab_lines(records: Iterable[LogRecord]) -> Iterator[LogRecord]:
-    """``records``, a table-full line of a namespace that a `ctguard lab` run
-    had marked (and not yet closed) turned into LAB_TABLE_FULL.
+    """The records, each table-full line of a namespace that a `ctguard lab`
+    run marked (and had not closed yet) turned into LAB_TABLE_FULL.
 
     The marks are read in log order, before any --since/--until: a line
     after the run's "closed" mark, or naming a namespace no run marked, is

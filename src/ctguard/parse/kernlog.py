@@ -50,7 +50,7 @@ _RATELIMIT = re.compile(
     r"|printk: (\d+) messages suppressed|NET: (\d+) messages suppressed)"
 )
 _REPEATED = re.compile(r"last message repeated (\d+) times?")
-LAB_MARK = re.compile(r"\bctguard-lab: run=([0-9a-f]+) (?:netns=(\d+) added|closed)$")
+_LAB_MARK = re.compile(r"\bctguard-lab: run=([0-9a-f]+) (?:netns=(\d+) added|closed)$")
 _PRIORITY = re.compile(r"^<\d+>")
 
 _MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS.split("|"), start=1)}
@@ -58,7 +58,7 @@ _MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS.split("|"), 
 
 def lab_marker(message: str) -> tuple[str, int | None] | None:
     """(run id, netns inum or None for "closed") of a `ctguard lab` marker."""
-    match = LAB_MARK.search(message)
+    match = _LAB_MARK.search(message)
     if match is None:
         return None
     return match.group(1), int(match.group(2)) if match.group(2) else None
