@@ -87,7 +87,7 @@ def render_logs(
         console.print(
             Text(
                 f"{report.lab_lines:,} 'table full' lines of namespaces that `ctguard lab` "
-                "made for its rehearsals (marked in the kernel log): not counted",
+                "made for its rehearsals (marked in the kernel log): left out of the counts above",
                 style="dim",
             )
         )
