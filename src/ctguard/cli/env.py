@@ -10,7 +10,7 @@ from typing import TextIO
 
 
 class ExitStatus(enum.IntEnum):
-    """Documented exit codes (README "Exit codes").
+    """Documented exit codes (docs/exit-codes.md).
 
     0-3 follow the Nagios plugin convention so `ctguard status` works as a
     check: OK, WARNING, CRITICAL, UNKNOWN.

@@ -414,7 +414,7 @@ def tuple_marks(data: bytes | bytearray, start: int = 0, end: int | None = None)
     fails.  A pattern that runs through the reply tuple (analyze's) matches
     no line with fewer than two, so only patterns that stop at the original
     tuple are exposed; reading each line's reply tuple there would cost ~25%
-    of such a scan (see README).
+    of such a scan (see docs/performance.md).
     """
     return data.count(b" dst=", start, len(data) if end is None else end)
 
