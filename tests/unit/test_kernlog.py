@@ -92,22 +92,30 @@ def test_table_full_variants(message, netns, vps):
 
 
 @pytest.mark.parametrize(
-    ("message", "kind", "count"),
+    ("message", "kind", "count", "limiter"),
     [
-        ("net_ratelimit: 44 callbacks suppressed", LogKind.RATELIMIT, 44),
-        ("__ratelimit: 12 callbacks suppressed", LogKind.RATELIMIT, 12),
-        ("printk: 7 messages suppressed.", LogKind.RATELIMIT, 7),
-        ("NET: 3 messages suppressed.", LogKind.RATELIMIT, 3),
-        ("kauditd_printk_skb: 19 callbacks suppressed", LogKind.OTHER, 0),
-        ("TCP: too many orphaned sockets", LogKind.OTHER, 0),
-        ("nf_conntrack: expectation table full", LogKind.EXPECT_FULL, 0),
-        ("nf_conntrack: falling back to vmalloc.", LogKind.VMALLOC, 0),
-        ("nf_conntrack version 0.5.0 (65536 buckets, 262144 max)", LogKind.OTHER, 0),
+        ("net_ratelimit: 44 callbacks suppressed", LogKind.RATELIMIT, 44, "net_ratelimit"),
+        ("__ratelimit: 12 callbacks suppressed", LogKind.RATELIMIT, 12, "__ratelimit"),
+        ("printk: 7 messages suppressed.", LogKind.RATELIMIT, 7, "printk"),
+        ("NET: 3 messages suppressed.", LogKind.RATELIMIT, 3, "NET"),
+        ("NET: 3 messages suppressed", LogKind.RATELIMIT, 3, "NET"),
+        (
+            "kauditd_printk_skb: 19 callbacks suppressed",
+            LogKind.RATELIMIT,
+            19,
+            "kauditd_printk_skb",
+        ),
+        ("TCP: too many orphaned sockets", LogKind.OTHER, 0, "net_ratelimit"),
+        ("nf_conntrack: table full, dropping packet", LogKind.TABLE_FULL, 0, "net_ratelimit"),
+        ("nf_conntrack: expectation table full", LogKind.EXPECT_FULL, 0, "net_ratelimit"),
+        ("nf_conntrack: falling back to vmalloc.", LogKind.VMALLOC, 0, None),
+        ("nf_conntrack version 0.5.0 (65536 buckets, 262144 max)", LogKind.OTHER, 0, None),
+        ("my app said: 3 callbacks suppressed", LogKind.OTHER, 0, None),
     ],
 )
-def test_other_messages(message, kind, count):
+def test_other_messages(message, kind, count, limiter):
     record = parse_line(f"[ 1.0] {message}", 1, year=2026)
-    assert (record.kind, record.count) == (kind, count)
+    assert (record.kind, record.count, record.limiter) == (kind, count, limiter)
 
 
 def test_other_programs_saying_table_full_do_not_count():
@@ -116,7 +124,8 @@ def test_other_programs_saying_table_full_do_not_count():
 
 
 # One episode rendered in every format: 3 logged lines, then a suppression
-# line followed by 2 more, then an unrelated suppression, all within 10 s.
+# line followed by 2 more, then a suppression printed by TCP's next message,
+# all within 10 s.
 EPISODE = [
     (0.0, "nf_conntrack: nf_conntrack: table full, dropping packet"),
     (0.4, "nf_conntrack: nf_conntrack: table full, dropping packet"),
@@ -177,8 +186,10 @@ def test_synthetic_episode_in_every_format(fmt):
     report = report_of("\n".join(lines))
     assert report.table_full_lines == 5
     assert len(report.episodes) == 1
-    assert report.suppressed == 321
-    assert report.suppressed_unattributed == 5
+    # the 5 came 3.4 s after the episode's last line: the calls it counts were
+    # made around that line (the summary is printed by the next call, here TCP's)
+    assert report.suppressed == 321 + 5
+    assert report.suppressed_unattributed == 0
     if fmt not in ("plain",):
         assert report.episodes[0].duration == pytest.approx(5.6, abs=1.0)
 
@@ -396,3 +407,91 @@ def test_syslog_repeats_of_a_lab_line_are_the_labs():
     ]
     report = report_of("\n".join(lines))
     assert (report.lab_lines, report.table_full_lines) == (5, 3)
+
+
+# Rate-limit summaries of every era (lib/ratelimit.c, net/core/utils.c,
+# kernel/printk.c): the rule of ctguard.analyze.log_episodes.
+SUMMARY_FORMS = [
+    "net_ratelimit: 7 callbacks suppressed",  # 2.6.35+
+    "__ratelimit: 7 callbacks suppressed",  # 2.6.26 .. 2.6.34
+    "printk: 7 messages suppressed.",  # 2.6 __printk_ratelimit()
+    "NET: 7 messages suppressed.",  # 2.4 / early 2.6 net_ratelimit()
+    "NET: 7 messages suppressed",
+]
+TABLE_FULL = "nf_conntrack: table full, dropping packet"
+TCP_ORPHANS = "TCP: too many orphaned sockets"  # another net_ratelimit() user
+
+
+def summary_report(fmt: str, timeline: list[tuple[float, str]]):
+    return report_of("\n".join(render(fmt, offset, message) for offset, message in timeline))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("summary", SUMMARY_FORMS)
+def test_summary_between_two_table_full_lines_counts(fmt, summary):
+    # not printed by the table-full call itself (another CPU's, 2 s before it)
+    report = summary_report(fmt, [(0.0, TABLE_FULL), (4.0, summary), (6.0, TABLE_FULL)])
+    assert (report.suppressed, report.suppressed_unattributed) == (7, 0)
+    assert report.episodes[0].suppressed == 7
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("summary", SUMMARY_FORMS)
+def test_summary_seconds_after_the_last_table_full_line_counts(fmt, summary):
+    # the drops stopped; TCP's next warning, 4 s later, printed the summary
+    timeline = [(0.0, TABLE_FULL), (0.5, TABLE_FULL), (4.0, summary), (4.0, TCP_ORPHANS)]
+    report = summary_report(fmt, timeline)
+    assert (report.suppressed, report.suppressed_unattributed) == (7, 0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("summary", SUMMARY_FORMS)
+def test_summary_among_another_users_lines_is_not_conntracks(fmt, summary):
+    timeline = [(0.0, TABLE_FULL), (2.0, TCP_ORPHANS), (3.0, summary), (3.0, TCP_ORPHANS)]
+    report = summary_report(fmt, timeline)
+    assert (report.suppressed, report.suppressed_unattributed) == (0, 7)
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "plain"])
+def test_summary_beyond_the_window_is_not_conntracks(fmt):
+    timeline = [(0.0, TABLE_FULL), (30.0, SUMMARY_FORMS[0]), (45.0, TABLE_FULL)]
+    report = summary_report(fmt, timeline)
+    assert (report.suppressed, report.suppressed_unattributed) == (0, 7)
+
+
+def test_summary_before_a_new_episode_goes_to_it():
+    timeline = [(0.0, TABLE_FULL), (100.0, SUMMARY_FORMS[0]), (100.0, TABLE_FULL)]
+    report = summary_report("dmesg", timeline)
+    assert [e.suppressed for e in report.episodes] == [0, 7]
+
+
+def test_summaries_of_other_limiters_are_never_conntracks():
+    timeline = [(0.0, TABLE_FULL), (5.0, "tcp_v4_rcv: 7 callbacks suppressed"), (5.0, TABLE_FULL)]
+    report = summary_report("dmesg", timeline)
+    assert (report.suppressed, report.suppressed_unattributed) == (0, 0)
+    assert report.suppressed_other_limiters == 7
+
+
+def test_printk_summaries_beside_net_summaries_are_printk_ratelimits():
+    # before net_ratelimit() went through __printk_ratelimit(), "printk:" was another limiter
+    timeline = [
+        (0.0, TABLE_FULL),
+        (5.0, "printk: 7 messages suppressed."),
+        (5.0, TABLE_FULL),
+        (10.0, "NET: 3 messages suppressed."),
+        (10.0, TABLE_FULL),
+    ]
+    report = summary_report("syslog", timeline)
+    assert (report.suppressed, report.suppressed_other_limiters) == (3, 7)
+
+
+def test_summary_beside_a_rehearsal_is_left_out_with_it():
+    lines = [
+        "[10.0] ctguard-lab: run=aa netns=5 added",
+        f"[11.0] {FULL.format(5)}",
+        "[13.0] net_ratelimit: 40 callbacks suppressed",
+        f"[13.0] {FULL.format(5)}",
+        f"[14.0] {FULL.format(8)}",
+    ]
+    report = report_of("\n".join(lines))
+    assert (report.suppressed, report.suppressed_unattributed, report.lab_lines) == (0, 0, 2)

@@ -66,3 +66,11 @@ def test_lines_from_before_ctguard_raised_max_are_history():
     (finding,) = check_log(report(lines), 2, {77: "web"}, NOW, after_last)
     assert (finding.code, finding.severity.label) == ("CT403", "info")
     assert "all before ctguard raised nf_conntrack_max from 65,536 to 262,144" in finding.title
+
+
+def test_ct403_evidence_counts_the_suppressed_calls_of_its_episodes():
+    lines = [LINE.format(t=990.0), "[994.0] __ratelimit: 480 callbacks suppressed"]
+    findings = check_log(report(lines), 481, {77: "web"}, NOW)
+    assert "1 lines (+ up to 480 suppressed by rate limiting) in 1 episode(s)" in (
+        findings[0].evidence
+    )

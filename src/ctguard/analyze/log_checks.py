@@ -66,7 +66,13 @@ def check_log(
                 "CT403",
                 severity,
                 title,
-                f"{report.table_full_lines:,} lines in {len(report.episodes)} episode(s), last at "
+                f"{report.table_full_lines:,} lines"
+                + (
+                    f" (+ up to {report.suppressed:,} suppressed by rate limiting)"
+                    if report.suppressed
+                    else ""
+                )
+                + f" in {len(report.episodes)} episode(s), last at "
                 f"{axis.show(last) or 'unknown time'}; {where}",
                 "every line is a packet dropped before any firewall rule saw it; the log is "
                 "rate-limited (10 lines per 5 s), so it undercounts",

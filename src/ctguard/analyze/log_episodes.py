@@ -3,14 +3,20 @@
 An episode is a run of table-full lines of one namespace (netns inum, or
 OpenVZ VPS id, or none) without a silence longer than ``gap`` seconds.
 
-Rate limiting (FACTS §4): at most 10 lines per 5 s get through; the next
-message that passes is preceded by ``net_ratelimit: N callbacks
-suppressed``.  That N counts every net_ratelimit user, so it is attributed
-to an episode only when the message it precedes is itself a table-full
-line, and it is an upper bound.  Each logged line is one dropped packet,
-so an episode dropped at least ``lines`` and at most ``lines +
-suppressed`` packets as far as the log can tell; the drop counter is the
-truth.
+Rate limiting (FACTS §4, docs/commands.md "Counting right"): conntrack
+prints "table full" through net_ratelimit() (10 lines per 5 s).  The calls
+it turned away are summed up, by the first call let through after the
+interval, in a line ``net_ratelimit: N callbacks suppressed`` (older
+kernels: ``__ratelimit:``, ``printk: N messages suppressed.``, ``NET: N
+messages suppressed.``).  So N counts calls made since the limiter's
+previous messages, printed just before its next one, and it counts every
+user of that limiter, not only conntrack.  One rule: a summary belongs to
+conntrack when the nearest message of the same limiter before it, or the
+nearest after it, within ``RATELIMIT_WINDOW`` seconds, is a "table full"
+line (the one before wins when both are); its N then goes to that line's
+episode, as an upper bound.  Each logged line is one dropped packet, so an
+episode dropped at least ``lines`` and at most ``lines + suppressed``
+packets as far as the log can tell; the drop counter is the truth.
 """
 
 from __future__ import annotations
@@ -20,10 +26,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ctguard.model.kernlog import LogKind, LogRecord
-from ctguard.parse.kernlog import lab_marker
+from ctguard.parse.kernlog import NET_RATELIMIT, lab_marker
 
 DEFAULT_GAP = 60.0
-ATTRIBUTION_WINDOW = 1.0  # seconds between a suppression line and the line it precedes
+# Seconds between a summary line and the limiter's message it belongs to:
+# net_ratelimit's interval is 5 s (net.core.message_cost), and the summary is
+# printed by the first call after the interval that began with the previous
+# burst, so under continuing drops it comes at most one interval after that
+# burst's last line and right before the next one; twice the interval leaves
+# room for a burst spread over its interval and for syslog's whole seconds.
+RATELIMIT_WINDOW = 10.0
+# The names summary lines give the network limiter in each era; "printk" was
+# the network limiter's only while net_ratelimit() went through
+# __printk_ratelimit() (2.6.x): a log that also has "NET:" lines is older,
+# and its "printk:" lines belong to printk_ratelimit() alone.
+NET_LIMITER_NAMES = frozenset({"net_ratelimit", "NET", "__ratelimit", "printk"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,9 @@ class LogReport:
     # table-full lines of namespaces `ctguard lab` made (rehearsals), left out
     # of the episodes and of every count above
     lab_lines: int = 0
+    # summaries of other rate limiters ("kauditd_printk_skb: N callbacks
+    # suppressed"): never conntrack's
+    suppressed_other_limiters: int = 0
 
 
 def build_log_report(
@@ -154,14 +174,17 @@ def build_log_report(
 
     episodes: list[Episode] = []
     open_by_key: dict[tuple[int | None, str | None], Episode] = {}
-    suppressed_unattributed = 0
     expect = vmalloc = lab_lines = 0
     last_relevant: LogRecord | None = None
     last_episode: Episode | None = None
-    pending_suppressed: list[LogRecord] = []
+    printk_is_net = not any(r.kind is LogKind.RATELIMIT and r.limiter == "NET" for r in records)
+    summaries: list[_Summary] = []
+    waiting: list[_Summary] = []  # summaries whose next network-limiter message is not seen yet
+    last_member: _Member | None = None
 
     for record in records:
         when = axis.seconds(record)
+        member: _Member | None = None
         if record.kind is LogKind.TABLE_FULL:
             key = (record.netns, record.vps)
             episode = open_by_key.get(key)
@@ -171,21 +194,18 @@ def build_log_report(
                 )
                 episodes.append(episode)
                 open_by_key[key] = episode
-            for marker in pending_suppressed:
-                marker_when = axis.seconds(marker)
-                if when is None or marker_when is None or when - marker_when <= ATTRIBUTION_WINDOW:
-                    episode.suppressed += marker.count
-                else:
-                    suppressed_unattributed += marker.count
-            pending_suppressed.clear()
             episode.add(record, when)
             last_episode = episode
+            member = _Member(when, episode=episode)
         elif record.kind is LogKind.LAB_TABLE_FULL:
             lab_lines += 1
-            pending_suppressed.clear()  # the lab's, like the line they precede
+            member = _Member(when, lab=True)
         elif record.kind is LogKind.RATELIMIT:
-            pending_suppressed.append(record)
-            continue  # does not break the "next message" relation
+            summary = _Summary(record.count, when, is_net_limiter(record.limiter, printk_is_net))
+            summary.before = last_member
+            summaries.append(summary)
+            waiting.append(summary)
+            continue  # a repeat after it repeats the message before it
         elif record.kind is LogKind.REPEATED:
             repeated = last_relevant.kind if last_relevant is not None else None
             if repeated is LogKind.TABLE_FULL and last_episode:
@@ -197,10 +217,26 @@ def build_log_report(
                 expect += 1
             elif record.kind is LogKind.VMALLOC:
                 vmalloc += 1
-            suppressed_unattributed += sum(m.count for m in pending_suppressed)
-            pending_suppressed.clear()
+            if record.limiter == NET_RATELIMIT:
+                member = _Member(when)
+        if member is not None:
+            for summary in waiting:
+                summary.after = member
+            waiting.clear()
+            last_member = member
         last_relevant = record
-    suppressed_unattributed += sum(m.count for m in pending_suppressed)
+
+    suppressed_unattributed = suppressed_other = 0
+    for summary in summaries:
+        if not summary.net:
+            suppressed_other += summary.count
+            continue
+        owner = summary.owner()
+        if owner is None:
+            suppressed_unattributed += summary.count
+        elif owner.episode is not None:
+            owner.episode.suppressed += summary.count
+        # else: a lab rehearsal's, left out like its lines
 
     return LogReport(
         axis=axis,
@@ -213,7 +249,53 @@ def build_log_report(
         records=len(records),
         notes=notes,
         lab_lines=lab_lines,
+        suppressed_other_limiters=suppressed_other,
     )
+
+
+@dataclass
+class _Member:
+    """A message of the network rate limiter: a table-full line (with its
+    episode), a lab rehearsal's table-full line, or another user's line."""
+
+    when: float | None
+    episode: Episode | None = None
+    lab: bool = False
+
+    @property
+    def table_full(self) -> bool:
+        return self.episode is not None or self.lab
+
+
+@dataclass
+class _Summary:
+    """An "N callbacks suppressed" line and the network limiter's messages
+    nearest to it on either side."""
+
+    count: int
+    when: float | None
+    net: bool  # printed by the network limiter (or one that may be it)
+    before: _Member | None = None
+    after: _Member | None = None
+
+    def owner(self) -> _Member | None:
+        """The table-full line it belongs to (the rule in the module docstring)."""
+        for member in (self.before, self.after):
+            if member is not None and member.table_full and self._near(member):
+                return member
+        return None
+
+    def _near(self, member: _Member) -> bool:
+        if self.when is None or member.when is None:
+            return True  # no times: the nearest in line order
+        return abs(self.when - member.when) <= RATELIMIT_WINDOW
+
+
+def is_net_limiter(name: str | None, printk_is_net: bool = True) -> bool:
+    """Whether a summary may be the network limiter's (NET_LIMITER_NAMES)."""
+    if name == "printk":
+        return printk_is_net
+    return name in NET_LIMITER_NAMES
 
 
 def note_lab_marker(lab_netns: dict[int, str], record: LogRecord) -> None:

@@ -7,18 +7,26 @@ import json
 import time
 from datetime import UTC, datetime
 
-from ctguard.analyze.log_episodes import note_lab_marker
+from ctguard.analyze.log_episodes import RATELIMIT_WINDOW, is_net_limiter, note_lab_marker
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.kernel.kernlog_sources import follow_kmsg
 from ctguard.model.kernlog import LogKind
-from ctguard.parse.kernlog import parse_line
+from ctguard.parse.kernlog import NET_RATELIMIT, parse_line
 
 
 def follow(args: argparse.Namespace, env: Environment) -> ExitStatus:
     """Tail /dev/kmsg; an episode ends after ``--gap`` seconds without a line."""
     deadline = None if args.duration is None else time.monotonic() + args.duration
     open_episodes: dict[tuple[int | None, str | None], dict[str, object]] = {}
+    # The attribution rule of `ctguard logs`, as the lines come: a summary
+    # goes to the episode of the network limiter's last message when that was
+    # a table-full line at most RATELIMIT_WINDOW s before; else it waits for
+    # the limiter's next message, and counts if that is a table-full line.
     pending_suppressed = 0
+    pending_since = 0.0
+    # (when, episode key) of the limiter's last message; key None: not a table-full line
+    # of the host's (another user's, or a rehearsal's)
+    last_member: tuple[float, tuple[int | None, str | None] | None] = (float("-inf"), None)
     seen = 0
 
     def emit(event: str, key: tuple[int | None, str | None], data: dict[str, object]) -> None:
@@ -40,8 +48,15 @@ def follow(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 note_lab_marker(lab_netns, record)
             elif record.kind is LogKind.TABLE_FULL and record.netns in lab_netns:
                 pending_suppressed = 0  # a rehearsal's line, and its suppressed count
-            elif record.kind is LogKind.RATELIMIT:
-                pending_suppressed += record.count
+                last_member = (now, None)
+            elif record.kind is LogKind.RATELIMIT and is_net_limiter(record.limiter):
+                before_when, before = last_member
+                owner = open_episodes.get(before) if before is not None else None
+                if owner is not None and now - before_when <= RATELIMIT_WINDOW:
+                    owner["suppressed"] = int(str(owner["suppressed"])) + record.count
+                else:
+                    pending_suppressed += record.count
+                    pending_since = now
             elif record.kind is LogKind.TABLE_FULL:
                 seen += 1
                 key = (record.netns, record.vps)
@@ -52,12 +67,15 @@ def follow(args: argparse.Namespace, env: Environment) -> ExitStatus:
                     open_episodes[key] = episode
                     emit("episode started", key, {"start": stamp})
                 episode["lines"] = int(str(episode["lines"])) + 1
-                episode["suppressed"] = int(str(episode["suppressed"])) + pending_suppressed
+                if now - pending_since <= RATELIMIT_WINDOW:
+                    episode["suppressed"] = int(str(episode["suppressed"])) + pending_suppressed
                 episode["last"] = now
                 episode["end"] = stamp
                 pending_suppressed = 0
-            else:
-                pending_suppressed = 0
+                last_member = (now, key)
+            elif record.limiter == NET_RATELIMIT:
+                pending_suppressed = 0  # another user's message came next: not ours
+                last_member = (now, None)
         for key, episode in list(open_episodes.items()):
             if now - float(str(episode["last"])) > args.gap:
                 del open_episodes[key]

@@ -11,7 +11,9 @@ class LogKind(enum.Enum):
     TABLE_FULL = "table_full"
     EXPECT_FULL = "expectation_full"
     VMALLOC = "vmalloc_fallback"
-    RATELIMIT = "ratelimit"  # N callbacks/messages suppressed (any net_ratelimit user)
+    # "<limiter>: N callbacks suppressed" / "printk|NET: N messages suppressed."
+    # (see ctguard.analyze.log_episodes for whose they are)
+    RATELIMIT = "ratelimit"
     REPEATED = "repeated"  # syslog: last message repeated N times
     # `ctguard lab` marks the namespaces it makes: "ctguard-lab: run=ID
     # netns=INUM added" when one is made, "ctguard-lab: run=ID closed" once
@@ -37,3 +39,7 @@ class LogRecord:
     count: int = 0  # suppressed / repeated N
     netns: int | None = None  # "table full in netns <inum>" (6.16+)
     vps: str | None = None  # OpenVZ "VPS <id>"
+    # the rate limiter: for a RATELIMIT line the name it prints ("net_ratelimit",
+    # "__ratelimit", "printk", "NET" or the calling function); for a message
+    # known to go through net_ratelimit() (table full, ...), "net_ratelimit"
+    limiter: str | None = None

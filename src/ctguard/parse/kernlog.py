@@ -45,10 +45,22 @@ _TABLE_FULL = re.compile(
 )
 _EXPECT_FULL = re.compile(r"\b(?:ip|nf)_conntrack: (?:nf_conntrack: )?expectation table full")
 _VMALLOC = re.compile(r"\bnf_conntrack: falling back to vmalloc")
+# The summary lines every kernel era printed (lib/ratelimit.c since 2.6.26:
+# "<name>: N callbacks suppressed", the name being "__ratelimit" until 2.6.34
+# and the caller's function since, "net_ratelimit" for the network limiter;
+# 2.6 __printk_ratelimit(): "printk: N messages suppressed."; 2.4/early 2.6
+# net_ratelimit(): "NET: N messages suppressed.").
 _RATELIMIT = re.compile(
-    r"^(?:(?:net_ratelimit|__ratelimit): (\d+) callbacks suppressed"
-    r"|printk: (\d+) messages suppressed|NET: (\d+) messages suppressed)"
+    r"^(?:([A-Za-z_]\w*): (\d+) callbacks suppressed|(printk|NET): (\d+) messages suppressed)"
+    r"\.?$"
 )
+# Messages printed only when net_ratelimit() lets them through, besides the
+# conntrack ones: TCP's orphan and memory warnings.
+_NET_RATELIMITED = re.compile(
+    r"^TCP: (?:too many orphaned sockets|out of memory -- consider tuning tcp_mem)"
+    r"|^Out of socket memory$"
+)
+NET_RATELIMIT = "net_ratelimit"
 _REPEATED = re.compile(r"last message repeated (\d+) times?")
 _LAB_MARK = re.compile(r"\bctguard-lab: run=([0-9a-f]+) (?:netns=(\d+) added|closed)$")
 _PRIORITY = re.compile(r"^<\d+>")
@@ -76,7 +88,7 @@ def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None
         )
     match = _RATELIMIT.match(message)
     if match:
-        return LogKind.RATELIMIT, int(next(g for g in match.groups() if g)), None, None
+        return LogKind.RATELIMIT, int(match.group(2) or match.group(4)), None, None
     if _EXPECT_FULL.search(message):
         return LogKind.EXPECT_FULL, 0, None, None
     if _VMALLOC.search(message):
@@ -85,6 +97,18 @@ def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None
     if match:
         return LogKind.REPEATED, int(match.group(1)), None, None
     return _lab_kind(message)
+
+
+def message_limiter(kind: LogKind, message: str) -> str | None:
+    """The rate limiter a message is known to belong to (see LogRecord.limiter)."""
+    if kind is LogKind.RATELIMIT:
+        match = _RATELIMIT.match(message)
+        return (match.group(1) or match.group(3)) if match else None
+    if kind in (LogKind.TABLE_FULL, LogKind.EXPECT_FULL):
+        return NET_RATELIMIT  # net_warn_ratelimited() / if (net_ratelimit()) printk()
+    if kind is LogKind.OTHER and _NET_RATELIMITED.match(message):
+        return NET_RATELIMIT
+    return None
 
 
 def _lab_kind(message: str) -> tuple[LogKind, int, int | None, str | None]:
@@ -153,7 +177,8 @@ def parse_line(line: str, line_no: int, *, year: int) -> LogRecord:
         kind, count, netns, vps = _lab_kind(rest)
         if match := _REPEATED.search(rest):  # syslogd's own "last message repeated"
             kind, count = LogKind.REPEATED, int(match.group(1))
-    return LogRecord(line_no, kind, wall, year_known, mono, host, rest, count, netns, vps)
+    limiter = message_limiter(kind, rest) if kernel else None
+    return LogRecord(line_no, kind, wall, year_known, mono, host, rest, count, netns, vps, limiter)
 
 
 def _split_tag(rest: str) -> tuple[str | None, str, bool]:
@@ -188,7 +213,13 @@ def iter_records(lines: Iterable[str], *, year: int | None = None) -> Iterator[L
                 kind, count, netns, vps = classify_message(joined)
                 if kind is not LogKind.OTHER:
                     record = replace(
-                        pending, kind=kind, message=joined, count=count, netns=netns, vps=vps
+                        pending,
+                        kind=kind,
+                        message=joined,
+                        count=count,
+                        netns=netns,
+                        vps=vps,
+                        limiter=message_limiter(kind, joined),
                     )
                     pending = None
                     break

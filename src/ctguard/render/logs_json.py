@@ -41,6 +41,7 @@ def logs_json(report: LogReport, source: str, netns_names: dict[int, str]) -> di
         "suppressed": report.suppressed,
         "suppressed_is_upper_bound": True,
         "suppressed_unattributed": report.suppressed_unattributed,
+        "suppressed_other_limiters": report.suppressed_other_limiters,
         "expectation_full_lines": report.expectation_full_lines,
         "vmalloc_fallback_lines": report.vmalloc_lines,
         "first": axis.show(min(firsts)) if firsts else None,

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.log_episodes import (
+    RATELIMIT_WINDOW,
     LogReport,
     binned_timeline,
     episode_namespace,
@@ -94,8 +95,17 @@ def render_logs(
     if report.suppressed_unattributed:
         console.print(
             Text(
-                f"{report.suppressed_unattributed:,} suppressed callbacks not attributed to "
-                "conntrack (their neighbouring lines are other messages)",
+                f"{report.suppressed_unattributed:,} callbacks suppressed by the network rate "
+                "limit not attributed to conntrack (no 'table full' line next to them "
+                f"within {RATELIMIT_WINDOW:.0f} s)",
+                style="dim",
+            )
+        )
+    if report.suppressed_other_limiters:
+        console.print(
+            Text(
+                f"{report.suppressed_other_limiters:,} callbacks suppressed by other rate "
+                "limiters (not conntrack's)",
                 style="dim",
             )
         )
