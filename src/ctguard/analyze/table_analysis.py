@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from ctguard.advise.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
@@ -35,8 +34,9 @@ T_SRC_DPORT = ("src", "dport")
 
 # The tallies share a key budget (memory stays bounded whatever the dump);
 # past it the largest keeps its heaviest keys and the result says it is
-# approximate.  The (src, dport) pairs are pruned by source, keeping the
-# sources with the most distinct ports (the scanners).  What pruning drops
+# approximate.  The (src, dport) pairs are pruned by source: a source with
+# dozens of ports keeps them, exactly, in a port bitmap (a scanner's count
+# stays exact whatever it probes), the sources with the fewest are dropped.  What pruning drops
 # from T_PORT_CLASS is still counted by class (without the port), so every
 # total stays exact even when a flood to random ports fills the budget.
 def port_class(key: tuple[bytes, ...]) -> tuple[bytes, ...]:
@@ -217,7 +217,7 @@ def build_profile(
     profile.syn_by_dport = rank(syn_dport, 3)
     profile.udp_unreplied_by_dport = rank(udp_dport, 3)
 
-    ports = Counter(map(itemgetter(0), t[T_SRC_DPORT]))
+    ports = scan.tallies[T_SRC_DPORT].distinct_by_first()
     distinct: Counter[str] = Counter()
     add_counts(distinct, zip(canonical_addresses(ports), ports.values(), strict=True))
     profile.ports_per_src = rank(distinct, TOP)

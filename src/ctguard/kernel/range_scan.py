@@ -220,8 +220,8 @@ def _send_block_scan(
 ) -> None:
     """The child's reply: ("ok", what it counted in each of its blocks, how
     many tallies follow), then per tally its error bounds and its keys in
-    slices of PRUNE_SLICE (see :func:`pack_slice`); or ("error", the
-    exception)."""
+    slices of PRUNE_SLICE (see :func:`pack_slice`), its port bitmaps in
+    slices of EXACT_SLICE; or ("error", the exception)."""
     import pickle
 
     try:
@@ -233,7 +233,7 @@ def _send_block_scan(
             payload = pickle.dumps(("error", RuntimeError(repr(err))))
         pipe.write(payload)
         return
-    from ctguard.parse.table_scan import PRUNE_SLICE, Tally
+    from ctguard.parse.table_scan import EXACT_SLICE, PRUNE_SLICE, Tally
 
     tallies = result.tallies
     pickle.dump(("ok", blocks, len(tallies)), pipe, pickle.HIGHEST_PROTOCOL)
@@ -244,16 +244,21 @@ def _send_block_scan(
             by_first=tally.by_first,
             folded_max_error=tally.folded_max_error,
         )
-        parts = ((False, tally.counts), (True, tally.folded))
+        parts = (("counts", tally.counts), ("folded", tally.folded))
         count = sum(-(-len(keys) // PRUNE_SLICE) for _, keys in parts)
+        count += -(-len(tally.exact) // EXACT_SLICE)
         pickle.dump((key, bounds, count), pipe, pickle.HIGHEST_PROTOCOL)
-        for folded, counts in parts:  # in slices: the parent merges one at a time
+        for part, counts in parts:  # in slices: the parent merges one at a time
             # the keys and counts in one pass each (a dict's keys and values
             # come in the same order): ~2 ms less than a lookup per key
             keys, numbers = list(counts), array("q", counts.values())
             for at in range(0, len(keys), PRUNE_SLICE):
                 piece = pack_slice(keys[at : at + PRUNE_SLICE], numbers[at : at + PRUNE_SLICE])
-                pickle.dump((folded, *piece), pipe, pickle.HIGHEST_PROTOCOL)
+                pickle.dump((part, *piece), pipe, pickle.HIGHEST_PROTOCOL)
+        bitmaps = list(tally.exact.items())
+        for at in range(0, len(bitmaps), EXACT_SLICE):
+            some = [(first, bytes(bits)) for first, bits in bitmaps[at : at + EXACT_SLICE]]
+            pickle.dump(("exact", some, b""), pipe, pickle.HIGHEST_PROTOCOL)
 
 
 def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> list[Part]:
@@ -276,8 +281,12 @@ def _merge_child_result(total: ScanResult, pid: int, read_fd: int) -> list[Part]
                     key, bounds, slices = pickle.load(pipe)
                     total.merge_tally_bounds(key, bounds)
                     for _ in range(slices):
-                        folded, packed, counts = pickle.load(pipe)
-                        total.merge_keys(key, unpack_slice(packed, counts), folded=folded)
+                        part, packed, counts = pickle.load(pipe)
+                        if part == "exact":
+                            total.merge_exact(key, packed)
+                        else:
+                            items = unpack_slice(packed, counts)
+                            total.merge_keys(key, items, folded=part == "folded")
             except EOFError:
                 died = True
     finally:  # the child exits once its pipe is read or closed

@@ -8,7 +8,11 @@ bytes: past ``key_budget`` (estimated from each key's width), the tally that
 holds the most drops its rarest half and says by how much its counts may be
 low (``Tally.max_error``).  Heavy hitters, which are what a "top" answers,
 always survive.  The budget holds whatever the input: a flood of spoofed
-IPv6 sources to random ports fills it as fast as anything can.
+IPv6 sources to random ports fills it as fast as anything can.  Every prune
+frees bytes (``ScanResult.fit_budget`` checks it), so a scan's time is linear
+in its input whatever the keys: a source that alone holds more (source,
+port) pairs than a prune keeps has its ports moved into one exact bitmap
+(see ``Tally.exact``) instead of being kept whole or dropped.
 
 Chunks that fail the cheap whole-chunk checks are read line by line with the
 same rule (``line_is_entry``); lines that are not entries are counted, the
@@ -58,7 +62,19 @@ _VALUE_BYTES = {
 _ENTRY_BYTES = 56  # a dict entry with its share of the table, and the count
 FOLDED_KEY_BYTES = _ENTRY_BYTES + 33 + 20  # a source's subnet
 PRUNE_SLICE = 16384  # keys per pickle when a worker hands its tallies back
+# A source's destination ports as one bitmap (Tally.exact): bit p for port p,
+# and one more bit for "no port" (ICMP, GRE) or a value no port has.  8 KiB
+# whatever the number of ports, exact, where the (source, port) pairs of a
+# scanner probing 60,000 ports hold ~13 MiB.
+PORT_SLOTS = 1 << 16
+NO_PORT = PORT_SLOTS
+PORT_BITMAP_BYTES = (PORT_SLOTS + 1 + 7) // 8
+# a dict entry, the source (widest: an expanded IPv6 address) and a bytearray
+EXACT_KEY_BYTES = _ENTRY_BYTES + 33 + 39 + 57 + PORT_BITMAP_BYTES
+EXACT_SLICE = 64  # bitmaps per pickle (512 KiB) when a worker hands them back
 
+ADDRESS_COLUMNS = ("src", "dst", "reply_src", "reply_dst")
+PORT_COLUMNS = ("sport", "dport")
 Fold = Callable[[Any], Any]
 # (buffer, end offset, counts from conntrack summaries cut out of it)
 Chunk = tuple[bytes | bytearray, int, Sequence[int]]
@@ -82,8 +98,9 @@ class ScanSpec:
     columns: tuple[str, ...]
     tallies: tuple[tuple[str, ...], ...]
     key_budget: int = KEY_BUDGET
-    # tallies whose keys matter more than their counts (distinct pairs): pruned
-    # by their first column, keeping the groups with the most keys
+    # (address, port) tallies whose distinct pairs matter more than their counts
+    # (the ports each source reaches): pruned by their first column, see
+    # Tally.prune
     distinct_tallies: tuple[tuple[str, ...], ...] = ()
     # tally -> a function from its key to a coarser one (a source's subnet):
     # the keys a prune drops are counted under their coarse key, so totals
@@ -98,6 +115,9 @@ class ScanSpec:
             missing = set(tally) - set(self.columns)
             if missing:
                 raise ValueError(f"tally {tally} uses columns not captured: {sorted(missing)}")
+        for tally in self.distinct_tallies:  # (see dense_pairs)
+            if len(tally) != 2 or tally[0] not in ADDRESS_COLUMNS or tally[1] not in PORT_COLUMNS:
+                raise ValueError(f"a distinct tally is (address, port), not {tally}")
 
 
 @dataclass
@@ -169,6 +189,32 @@ def drop_rarest(counts: Counter[Any], keep: int) -> tuple[list[tuple[Any, int]],
     return dropped, cut
 
 
+def port_slot(raw: Any) -> int:
+    """The bit of a captured port in a port bitmap (see PORT_SLOTS)."""
+    try:
+        slot = int(raw)
+    except ValueError:
+        return NO_PORT
+    return slot if 0 <= slot < PORT_SLOTS else NO_PORT
+
+
+def mark_ports(bits: bytearray, ports: Iterable[Any]) -> None:
+    """Set the bits of ``ports`` (captured values) in ``bits``."""
+    for raw in ports:
+        slot = port_slot(raw)
+        bits[slot >> 3] |= 1 << (slot & 7)
+
+
+def merge_bits(bits: bytearray, other: bytes | bytearray) -> None:
+    """``bits |= other``, in place, at C speed."""
+    either = int.from_bytes(bits, "little") | int.from_bytes(other, "little")
+    bits[:] = either.to_bytes(len(bits), "little")
+
+
+def bit_count(bits: bytes | bytearray) -> int:
+    return int.from_bytes(bits, "little").bit_count()
+
+
 @dataclass
 class Tally:
     """Counts of one column combination, with the bound on what pruning removed."""
@@ -180,9 +226,12 @@ class Tally:
     # entries of pruned keys, counted by their coarse key (ScanSpec.folds)
     folded: Counter[Any] = field(default_factory=Counter)
     folded_max_error: int = 0
+    # by_first: the first columns (sources) whose pairs a prune moved into a
+    # port bitmap each; pairs of theirs counted since wait in ``counts``
+    exact: dict[Any, bytearray] = field(default_factory=dict)
 
     def prune(self, keep: int, fold: Fold | None = None) -> None:
-        """Keep ``keep`` keys, the most frequent ones (see ScanSpec.distinct_tallies
+        """Keep ``keep`` keys, the most frequent ones (see :meth:`_prune_by_first`
         for ``by_first``).
 
         A key dropped now and seen again later restarts from zero, so a kept
@@ -207,20 +256,83 @@ class Tally:
         self.folded_max_error += drop_rarest(self.folded, len(self.folded) // 2)[1]
 
     def _prune_by_first(self, keep: int) -> list[tuple[Any, int]]:
-        groups: Counter[Any] = Counter(key[0] for key in self.counts)
+        """Distinct (first, port) pairs down to ``keep`` at most; returns the
+        pairs dropped.
+
+        First the pairs of each source that has a bitmap, or that holds
+        enough pairs for one to cost less (:func:`dense_pairs`), move into its
+        bitmap: its count of distinct ports stays exact however many ports it
+        probes.  Then, if more than ``keep`` pairs are left, the sources with
+        the fewest pairs are dropped whole; one seen again restarts from
+        zero, so a count may be low by at most the sum of the largest group
+        each prune dropped (``max_error``).
+        """
+        counts, exact = self.counts, self.exact
+        groups: Counter[Any] = Counter(map(itemgetter(0), counts))
+        dense = dense_pairs()
+        moving = {first for first, size in groups.items() if size >= dense or first in exact}
+        if moving:
+            ports: dict[Any, list[Any]] = {}
+            for first, port in [key for key in counts if key[0] in moving]:
+                ports.setdefault(first, []).append(port)
+                counts.pop((first, port))
+            for first, seen in ports.items():
+                bits = exact.get(first)
+                if bits is None:
+                    bits = exact[first] = bytearray(PORT_BITMAP_BYTES)
+                mark_ports(bits, seen)
+        if len(counts) <= keep:
+            return []
         kept: set[Any] = set()
         size = 0
         for first, keys in groups.most_common():
-            if size + keys > keep and kept:
+            if first in moving:
+                continue
+            if size + keys > keep:
                 break
             kept.add(first)
             size += keys
-        dropped = [(k, v) for k, v in self.counts.items() if k[0] not in kept]
-        self.max_error = max(self.max_error, 1)
-        pop = self.counts.pop
+        dropped = [(k, v) for k, v in counts.items() if k[0] not in kept]
+        self.max_error += max(groups[first] for first in {k[0] for k, _ in dropped})
+        pop = counts.pop
         for key, _ in dropped:
             pop(key)
         return dropped
+
+    def prune_exact(self) -> None:
+        """Keep the half of the port bitmaps that hold the most ports (when
+        they are what fills the budget: thousands of sources, each reaching
+        dozens of ports)."""
+        ports = Counter({first: bit_count(bits) for first, bits in self.exact.items()})
+        dropped, largest = drop_rarest(ports, len(ports) // 2)
+        self.max_error += largest
+        for first, _ in dropped:
+            del self.exact[first]
+
+    def distinct_by_first(self) -> Counter[Any]:
+        """Distinct pairs by first column: the ports each source reaches."""
+        distinct: Counter[Any] = Counter(map(itemgetter(0), self.counts))
+        if not self.exact:
+            return distinct
+        pending: dict[Any, list[Any]] = {}
+        for first, port in self.counts:
+            if first in self.exact:
+                pending.setdefault(first, []).append(port)
+        for first, bits in self.exact.items():
+            if first in pending:
+                bits = bytearray(bits)
+                mark_ports(bits, pending[first])
+            distinct[first] = bit_count(bits)
+        return distinct
+
+    def merge_exact(self, items: Iterable[tuple[Any, bytes | bytearray]]) -> None:
+        """Add port bitmaps of a later part (a worker's)."""
+        for first, other in items:
+            bits = self.exact.get(first)
+            if bits is None:
+                self.exact[first] = bytearray(other)
+            else:
+                merge_bits(bits, other)
 
     def add_bounds(self, other: Tally) -> None:
         """Take over ``other``'s error bounds (its keys arrive separately)."""
@@ -233,6 +345,12 @@ class Tally:
         coarse = Counter(self.folded)
         add_counts(coarse, ((fold(key), count) for key, count in self.counts.items()))
         return coarse
+
+
+def dense_pairs() -> int:
+    """Pairs of one address past which its port bitmap costs fewer bytes (the
+    same for every (address, port) tally: see ScanSpec.distinct_tallies)."""
+    return EXACT_KEY_BYTES // key_bytes(("src", "dport")) + 1
 
 
 @dataclass
@@ -254,6 +372,7 @@ class ScanResult:
             self.merge_tally_bounds(key, tally)
             self.merge_keys(key, tally.counts.items())
             self.merge_keys(key, tally.folded.items(), folded=True)
+            self.merge_exact(key, tally.exact.items())
 
     def merge_counts(self, other: ScanResult) -> None:
         """Add ``other``'s entry and line counts (its tallies arrive separately)."""
@@ -276,26 +395,54 @@ class ScanResult:
         add_counts(mine.folded if folded else mine.counts, items)
         self.fit_budget()
 
+    def merge_exact(
+        self, key: tuple[str, ...], items: Iterable[tuple[Any, bytes | bytearray]]
+    ) -> None:
+        """Add port bitmaps of a later part to tally ``key`` (see Tally.exact)."""
+        self.tallies[key].merge_exact(items)
+        self.fit_budget()
+
+    def key_bytes_held(self) -> int:
+        """The estimated bytes of every tally's keys (what ``key_budget`` bounds)."""
+        return sum(size for size, _, _ in self._parts())
+
+    def _parts(self) -> list[tuple[int, tuple[str, ...], str]]:
+        parts: list[tuple[int, tuple[str, ...], str]] = []
+        for key, tally in self.tallies.items():
+            parts.append((len(tally.counts) * key_bytes(key), key, "counts"))
+            if tally.folded:
+                parts.append((len(tally.folded) * FOLDED_KEY_BYTES, key, "folded"))
+            if tally.exact:
+                parts.append((len(tally.exact) * EXACT_KEY_BYTES, key, "exact"))
+        return parts
+
     def fit_budget(self) -> None:
-        """Halve the tally (or folded subnets) that holds the most bytes until
-        all of them fit ``spec.key_budget``."""
+        """Halve the tally (or folded subnets, or port bitmaps) that holds the
+        most bytes until all of them fit ``spec.key_budget``.
+
+        Every prune frees bytes, so this ends after a number of prunes
+        logarithmic in the keys held, each in time linear in its tally: a
+        prune that freed nothing would be a bug, and raises instead of
+        looping (it once did, on a port scan).
+        """
         spec = self.spec
         while True:
-            parts: list[tuple[int, tuple[str, ...], bool]] = []
-            for key, tally in self.tallies.items():
-                parts.append((len(tally.counts) * key_bytes(key), key, False))
-                if tally.folded:
-                    parts.append((len(tally.folded) * FOLDED_KEY_BYTES, key, True))
-            if sum(size for size, _, _ in parts) <= spec.key_budget:
+            parts = self._parts()
+            held = sum(size for size, _, _ in parts)
+            if held <= spec.key_budget:
                 return
-            _, key, folded = max(parts)
+            _, key, part = max(parts)
             tally = self.tallies[key]
-            if folded:
+            if part == "folded":
                 tally.prune_folded()
+            elif part == "exact":
+                tally.prune_exact()
             elif len(tally.counts) > 1:
                 tally.prune(len(tally.counts) // 2, spec.fold_of(key))
             else:  # pragma: no cover - a budget smaller than one key per tally
                 return
+            if self.key_bytes_held() >= held:  # pragma: no cover - see the docstring
+                raise AssertionError(f"pruning tally {key} ({part}) freed no bytes")
 
 
 class TableScanner:
