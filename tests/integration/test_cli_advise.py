@@ -95,25 +95,25 @@ def test_journal_says_when_max_last_changed_and_the_log_is_split_there(tmp_path:
     import json
     from datetime import UTC, datetime
 
-    from ctguard.cli.advise_evidence import last_max_change, table_full_lines
-    from ctguard.cli.env import Environment
     from ctguard.effects.journal import Journal, Step
+    from ctguard.gather.journal_history import last_max_change
+    from ctguard.gather.kernel_log import table_full_lines
     from ctguard.kernel.root import KernelRoot
     from ctguard.plan.actions import SetSysctl
     from tests.fixture_roots import roots_write
 
     environ = env_for(tmp_path)
-    env = Environment(environ=environ)
-    assert last_max_change(env) is None  # no journal yet
+    state = Path(environ["CTGUARD_STATE_DIR"])
+    assert last_max_change(state) is None  # no journal yet
     journal = Journal(Path(environ["CTGUARD_STATE_DIR"]))
     raise_max = SetSysctl("net.netfilter.nf_conntrack_max", "524288")
     timeout = SetSysctl("net.netfilter.nf_conntrack_udp_timeout", "30")
     change = journal.create("apply", [Step(timeout, "60\n"), Step(raise_max, "262144\n")])
     journal.save(change, "applied")
     applied_at = change.history[-1][0]
-    assert last_max_change(env) == (datetime.fromtimestamp(applied_at, tz=UTC), 262144)
+    assert last_max_change(state) == (datetime.fromtimestamp(applied_at, tz=UTC), 262144)
     journal.save(change, "rolled-back")  # put back: max was 524,288 until then
-    assert last_max_change(env) == (datetime.fromtimestamp(change.history[-1][0], tz=UTC), 524288)
+    assert last_max_change(state) == (datetime.fromtimestamp(change.history[-1][0], tz=UTC), 524288)
 
     # a bundle booted at 1,799,999,000: lines at boot+500 s and boot+1500 s
     root = root_near_full_with_drops(tmp_path / "root")

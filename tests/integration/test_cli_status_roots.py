@@ -151,3 +151,23 @@ def test_doctor_lists_the_latest_log_episodes_and_logs_lists_all(cli, tmp_path):
     assert "boot+220.000s" not in doctor and "boot+340.000s" in doctor
     logs = cli("logs", "--root", str(root)).stdout
     assert "boot+100.000s" in logs and "boot+220.000s" in logs and "earlier ones" not in logs
+
+
+def test_a_snapshot_carries_when_it_was_taken(tmp_path):
+    import json
+    import time
+
+    from ctguard.kernel.root import KernelRoot
+    from ctguard.kernel.snapshot import read_snapshot
+
+    root = roots.root_idle_6x(tmp_path / "bundle")
+    undated = read_snapshot(KernelRoot.from_bundle(root), use_netlink=False)
+    assert (undated.taken_at, undated.taken_monotonic) == (None, None)
+    roots.roots_write(root, "manifest.json", json.dumps({"captured_at_epoch": 1_800_000_000.5}))
+    dated = read_snapshot(KernelRoot.from_bundle(root), use_netlink=False)
+    # a bundle's time is when it was captured; it has no monotonic clock of ours
+    assert (dated.taken_at, dated.taken_monotonic) == (1_800_000_000.5, None)
+    before = time.monotonic()
+    live = read_snapshot(KernelRoot.live(), use_netlink=False)
+    assert live.taken_monotonic is not None and before <= live.taken_monotonic <= time.monotonic()
+    assert live.taken_at is not None and abs(live.taken_at - time.time()) < 3600

@@ -68,8 +68,8 @@ def test_gre_and_sctp_entries_are_entries(lab):
 
 
 def test_doctor_table_section_samples_a_table_above_its_budget(lab, monkeypatch):
-    from ctguard.cli import doctor_table
-    from ctguard.cli.advise_evidence import read_snapshot_in
+    from ctguard.gather import table as doctor_table
+    from ctguard.gather.status import read_snapshot_in
     from ctguard.kernel.root import KernelRoot
 
     ns = lab.add_namespace("sample")

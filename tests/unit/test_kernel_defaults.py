@@ -1,6 +1,6 @@
 import pytest
 
-from ctguard.advise.kernel_defaults import (
+from ctguard.model.kernel_defaults import (
     default_sizing_modern,
     default_sizing_pre_5_15,
     humanize_seconds,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.advise.kernel_defaults import (
+from ctguard.advise.sizing import mib
+from ctguard.model.kernel_defaults import (
     GIB,
     HASH_BYTES_PER_BUCKET,
     default_sizing_modern,
     default_sizing_pre_5_15,
 )
-from ctguard.advise.sizing import mib
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ctguard.advise.kernel_defaults import BUCKETS_PER_PAGE, HASH_BYTES_PER_BUCKET
+from ctguard.model.kernel_defaults import BUCKETS_PER_PAGE, HASH_BYTES_PER_BUCKET
 
 MIB = 1024 * 1024
 DEFAULT_RAM_SHARE = 0.03

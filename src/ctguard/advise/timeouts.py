@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.table_analysis import TableProfile
+from ctguard.model.kernel_defaults import humanize_seconds
 from ctguard.model.snapshot import Snapshot, TimeoutSetting
 
 DAY = 86400

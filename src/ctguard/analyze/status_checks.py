@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.table_pressure import TableMetrics, running_era_default
 from ctguard.model.findings import Finding, Severity
+from ctguard.model.kernel_defaults import humanize_seconds
 from ctguard.model.snapshot import Snapshot
 
 MIB = 1024 * 1024

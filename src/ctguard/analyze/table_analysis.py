@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctguard.advise.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
 from ctguard.analyze.table_keys import canonical_address, canonical_addresses, subnet_of
 from ctguard.analyze.table_top import rank
 from ctguard.model.findings import Finding, Severity
+from ctguard.model.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
 from ctguard.parse.conntrack_table import COLUMNS as SCAN_COLUMNS
 from ctguard.parse.table_scan import ScanResult, ScanSpec, add_counts
 

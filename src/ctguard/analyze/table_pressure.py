@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.advise.kernel_defaults import (
+from ctguard.model.kernel_defaults import (
     HASH_BYTES_PER_BUCKET,
     DefaultSizing,
     default_sizing_modern,

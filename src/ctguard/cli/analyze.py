@@ -7,8 +7,8 @@ from typing import Any
 
 from ctguard.cli.common import make_console, open_root, preload_renderer, write_json
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.status import VERDICT_EXIT
 from ctguard.cli.table_options import add_table_source_options, check_strict, table_source_from
+from ctguard.cli.verdict_options import VERDICT_EXIT
 from ctguard.kernel.table_source import TableSource, reading_started, scan_table
 from ctguard.model.findings import verdict_of
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from ctguard.advise.sizing import hash_convention, round_up_to_page
 from ctguard.analyze.table_pressure import kernel_major_minor
-from ctguard.cli.advise import add_advice_options, advice_from_args, advice_plan
-from ctguard.cli.advise_evidence import read_snapshot_in
+from ctguard.cli.advice_options import add_advice_options, advice_from_args
 from ctguard.cli.changing import (
     add_change_options,
     etc_dir,
@@ -27,9 +26,11 @@ from ctguard.cli.changing import (
 from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.effects.executor import RestoreReport, apply_plan
+from ctguard.gather.status import read_snapshot_in
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
+from ctguard.plan.advice_plan import plan_advice
 from ctguard.plan.conntrack_settings import (
     SettingTargets,
     parse_timeout_assignments,
@@ -100,7 +101,8 @@ def build_plan(
             title="set conntrack values",
         )
         return Plan(plan.title, plan.actions, plan.warnings, (*notes, *plan.notes), plan.unchanged)
-    return advice_plan(advice_from_args(root, netns, args, env), args, env, force=args.force)
+    advice = advice_from_args(root, netns, args, env)
+    return plan_advice(advice, etc_dir=etc_dir(env), persist=persist, force=args.force)
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:

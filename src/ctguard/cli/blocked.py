@@ -6,11 +6,11 @@ import argparse
 import time
 from typing import Any
 
-from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.cli.common import make_console, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.firewall_common import firewall_target
 from ctguard.errors import CtguardError
+from ctguard.model.kernel_defaults import humanize_seconds
 from ctguard.plan.firewall import load_firewall_state
 
 

@@ -11,6 +11,7 @@ from ctguard.analyze.log_episodes import DEFAULT_GAP, LogReport, build_log_repor
 from ctguard.cli.common import add_read_options, make_console, open_root, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import UsageError
+from ctguard.gather.kernel_log import live_netns_names
 from ctguard.kernel.kernlog_sources import LogSource, bundle_source, files_source, live_source
 from ctguard.parse.kernlog import parse_log
 
@@ -79,16 +80,6 @@ def load_source(args: argparse.Namespace, env: Environment, since: datetime | No
     if args.root:
         return bundle_source(open_root(args.root))
     return live_source(journal=args.journal, since=since)
-
-
-def live_netns_names() -> dict[int, str]:
-    """inode -> label of the namespaces that exist now (inodes are reused later)."""
-    try:
-        from ctguard.kernel.netns import list_netns
-
-        return {ref.inode: ref.label for ref in list_netns()}
-    except OSError:
-        return {}
 
 
 def analyse(args: argparse.Namespace, env: Environment) -> tuple[LogReport, LogSource]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ctguard.analyze.status_checks import Thresholds
-from ctguard.analyze.status_report import StatusReport, build_status_report
 from ctguard.cli.common import (
     add_read_options,
     make_console,
@@ -15,18 +13,10 @@ from ctguard.cli.common import (
     write_json,
 )
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.errors import UsageError
-from ctguard.kernel.netns import entered_netns
-from ctguard.kernel.root import KernelRoot
+from ctguard.cli.verdict_options import VERDICT_EXIT, add_threshold_options, thresholds_from
+from ctguard.errors import AccessDenied, UsageError
+from ctguard.gather.status import collect_namespace_reports, read_report
 from ctguard.model.findings import Severity
-from ctguard.model.netns_ref import NetnsRef
-
-VERDICT_EXIT = {
-    Severity.OK: ExitStatus.OK,
-    Severity.INFO: ExitStatus.OK,
-    Severity.WARN: ExitStatus.WARN,
-    Severity.CRIT: ExitStatus.CRIT,
-}
 
 
 def add_parser(sub: Any) -> None:
@@ -45,38 +35,11 @@ def add_parser(sub: Any) -> None:
     add_threshold_options(parser)
 
 
-def add_threshold_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--warn", type=float, default=75.0, metavar="PCT", help="warn at this fill %% (75)"
-    )
-    parser.add_argument(
-        "--crit", type=float, default=90.0, metavar="PCT", help="crit at this fill %% (90)"
-    )
-
-
-def thresholds_from(args: argparse.Namespace) -> Thresholds:
-    if not 0 < args.warn <= args.crit <= 100:
-        raise UsageError(f"need 0 < --warn ({args.warn}) <= --crit ({args.crit}) <= 100")
-    return Thresholds(warn=args.warn / 100, crit=args.crit / 100)
-
-
-def read_report(root: KernelRoot, netns: NetnsRef | None, thresholds: Thresholds) -> StatusReport:
-    from ctguard.kernel.snapshot import read_snapshot
-
-    with entered_netns(netns):
-        snapshot = read_snapshot(root, netns)
-    return build_status_report(snapshot, thresholds)
-
-
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     root = open_root(args.root)
     thresholds = thresholds_from(args)
     if args.all_netns:
-        from ctguard.cli.status_all_netns import run_all_netns
-
-        if args.netns:
-            raise UsageError("--all-netns and --netns exclude each other")
-        return run_all_netns(root, thresholds, args, env)
+        return run_all_netns(args, env)
     report = read_report(root, resolve_netns_option(root, args.netns), thresholds)
     if args.json:
         from ctguard.render.status_json import status_json
@@ -87,3 +50,28 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
         render_status(make_console(env), report)
     return VERDICT_EXIT[report.verdict]
+
+
+def run_all_netns(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    """`status --all-netns`: every namespace's share of the (global) max."""
+    if args.netns:
+        raise UsageError("--all-netns and --netns exclude each other")
+    root = open_root(args.root)
+    if not root.is_live:
+        raise UsageError("--all-netns reads live namespaces and cannot be combined with --root")
+    if not env.is_root:
+        raise AccessDenied(
+            "--all-netns must enter every network namespace, which needs root",
+            hint="run as root: sudo ctguard status --all-netns",
+        )
+    reports = collect_namespace_reports(root, thresholds_from(args))
+    verdict = max((r.verdict for r in reports), default=Severity.OK)
+    if args.json:
+        from ctguard.render.namespaces_json import namespaces_json
+
+        write_json(env, namespaces_json(reports, verdict))
+    else:
+        from ctguard.render.namespaces_text import render_namespaces
+
+        render_namespaces(make_console(env), reports, verdict)
+    return VERDICT_EXIT[verdict]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ctguard.analyze.table_query import TableFilter, parse_networks, parse_ports, split_list
 from ctguard.cli.common import add_read_options, open_root, resolve_netns_option
@@ -113,15 +113,3 @@ def check_strict(args: argparse.Namespace, scan: ScanResult, source: TableSource
         line=first_line,
         hint="fix the input, or drop --strict to skip and count such lines",
     )
-
-
-def skipped_json(scan: ScanResult) -> dict[str, Any]:
-    return {
-        "skipped": scan.skipped.count,
-        "skipped_reasons": dict(scan.skipped.reasons),
-        "skipped_examples": [
-            {"line": line, "reason": reason, "text": text}
-            for line, reason, text in scan.skipped.examples
-        ],
-        "declared_entries": sum(scan.declared) if scan.declared else None,
-    }

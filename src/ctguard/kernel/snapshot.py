@@ -14,15 +14,17 @@ fallback chain; what could not be read becomes a note, not a failure:
 from __future__ import annotations
 
 import json
+import time
 
-from ctguard.advise.kernel_defaults import timeout_default
 from ctguard.errors import AccessDenied, CtguardError, ParseError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
+from ctguard.model.kernel_defaults import timeout_default
 from ctguard.model.netns_ref import NetnsRef
+from ctguard.model.slab import SlabCache
 from ctguard.model.snapshot import CounterSource, Snapshot, TimeoutSetting
 from ctguard.parse.conntrack_stats_tool import parse_conntrack_stats_tool
 from ctguard.parse.meminfo import parse_mem_total_bytes
-from ctguard.parse.slabinfo import SlabCache, conntrack_caches, parse_slabinfo
+from ctguard.parse.slabinfo import conntrack_caches, parse_slabinfo
 from ctguard.parse.stat_nf_conntrack import PerCpuCounters, parse_stat_nf_conntrack
 
 MODERN_DIR = "sys/net/netfilter"
@@ -185,6 +187,7 @@ def read_snapshot(
     root: KernelRoot, netns: NetnsRef | None = None, *, use_netlink: bool = True
 ) -> Snapshot:
     """Read the conntrack state visible from ``root`` (in the current netns)."""
+    taken = (time.time(), time.monotonic()) if root.is_live else (_capture_time(root), None)
     notes: list[str] = []
     directory, prefix, legacy = _sysctl_dir(root)
 
@@ -210,6 +213,7 @@ def read_snapshot(
     mem_total = parse_mem_total_bytes(meminfo, source="meminfo") if meminfo else None
     release = root.read_proc("sys/kernel/osrelease")
     settings = {key: value.strip() for key in SETTING_KEYS if (value := sysctl(key)) is not None}
+    taken_at, taken_monotonic = taken
     return Snapshot(
         source=root.label,
         netns=netns,
@@ -228,4 +232,18 @@ def read_snapshot(
         module_params=params,
         module_users=users,
         notes=tuple(notes),
+        taken_at=taken_at,
+        taken_monotonic=taken_monotonic,
     )
+
+
+def _capture_time(root: KernelRoot) -> float | None:
+    """When a bundle was captured, from its manifest (None: not said)."""
+    text = root.read_bundle("manifest.json")
+    if not text:
+        return None
+    try:
+        value = json.loads(text).get("captured_at_epoch")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None

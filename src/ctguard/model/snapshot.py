@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ctguard.model.netns_ref import NetnsRef
-from ctguard.parse.slabinfo import SlabCache
+from ctguard.model.slab import SlabCache
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ class Snapshot:
     module_params: dict[str, str] = field(default_factory=dict)
     module_users: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # When it was read: wall clock (epoch seconds; for a bundle, when it was
+    # captured, if it says) and, live only, the monotonic clock that rates
+    # between two snapshots are computed on.
+    taken_at: float | None = None
+    taken_monotonic: float | None = None
 
     def timeout(self, key: str) -> TimeoutSetting | None:
         """The timeout setting named ``key`` (e.g. ``tcp_timeout_established``), if read."""

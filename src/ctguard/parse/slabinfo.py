@@ -9,19 +9,11 @@ not entries and are excluded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.model.slab import SlabCache
 
 _PER_NETNS = re.compile(r"^nf_conntrack_[0-9a-f]+$")
-
-
-@dataclass(frozen=True)
-class SlabCache:
-    name: str
-    active_objs: int
-    num_objs: int
-    objsize: int
 
 
 def is_conntrack_entry_cache(name: str) -> bool:

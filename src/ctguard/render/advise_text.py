@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.advise.advice import Advice
-from ctguard.advise.kernel_defaults import HASH_BYTES_PER_BUCKET, humanize_seconds
 from ctguard.advise.sizing import mib
+from ctguard.model.kernel_defaults import HASH_BYTES_PER_BUCKET, humanize_seconds
 
 
 def _seconds(value: int | None) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.analyze.table_analysis import TableProfile
-from ctguard.cli.table_options import skipped_json
 from ctguard.model.findings import Finding, Severity
+from ctguard.render.scan_json import skipped_json
 
 
 def _pairs(items: list[tuple[Any, int]]) -> list[dict[str, Any]]:

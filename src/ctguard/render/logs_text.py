@@ -7,7 +7,6 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.log_episodes import (
     RATELIMIT_WINDOW,
     LogReport,
@@ -15,6 +14,7 @@ from ctguard.analyze.log_episodes import (
     episode_namespace,
     sparkline,
 )
+from ctguard.model.kernel_defaults import humanize_seconds
 
 
 def render_logs(

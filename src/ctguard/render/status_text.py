@@ -8,9 +8,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from ctguard.advise.kernel_defaults import humanize_seconds
 from ctguard.analyze.status_report import StatusReport
 from ctguard.model.findings import Finding, Severity
+from ctguard.model.kernel_defaults import humanize_seconds
 from ctguard.render.status_json import HEADLINE_COUNTERS
 
 SEVERITY_STYLE = {

@@ -6,7 +6,7 @@ import csv
 from typing import Any, TextIO
 
 from ctguard.analyze.table_top import TopResult
-from ctguard.cli.table_options import skipped_json
+from ctguard.render.scan_json import skipped_json
 
 
 def share(count: int, entries: int) -> float:

@@ -1,4 +1,4 @@
-"""The table section of `ctguard doctor`: `analyze` on the live table, within a budget.
+"""The table section of doctor and advise: `analyze` on the live table, within a budget.
 
 Reading the live table costs kernel time per entry (FACTS.md §5: about
 2.6 us each), on a host that may already be in trouble.  Up to
