@@ -161,7 +161,7 @@ def _procfs_through_cat(source: TableSource, stack: ExitStack) -> IO[bytes]:
     the kernel's printing and the parsing overlap for real.
     """
     reader = source.reader or stack.enter_context(_live_reader(source))
-    stack.callback(_check_cat, reader.proc, reader.errors, source)
+    stack.callback(_check_cat, reader, source)
     return reader.stream
 
 
@@ -229,10 +229,17 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _child_failure(proc: subprocess.Popen[bytes], errors: IO[bytes]) -> list[str] | None:
+def _child_failure(
+    proc: subprocess.Popen[bytes], errors: IO[bytes], *, finished: bool = False
+) -> list[str] | None:
     """After reading: None when the child succeeded (or was stopped early on
     purpose: a sample, an exception), else its stderr lines.  A reader's own
-    failure is an error, never an empty table."""
+    failure is an error, never an empty table.  ``finished``: its output was
+    read to the end, so it is exiting by itself: wait for its status rather
+    than stop it (on a busy machine it may not have exited yet)."""
+    if finished:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
     if proc.poll() is None:
         proc.kill()
     if proc.wait() in (0, -9):
@@ -242,8 +249,20 @@ def _child_failure(proc: subprocess.Popen[bytes], errors: IO[bytes]) -> list[str
     return [line for line in text.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
 
 
-def _check_cat(proc: subprocess.Popen[bytes], errors: IO[bytes], source: TableSource) -> None:
-    lines = _child_failure(proc, errors)
+def _output_ended(stream: IO[bytes]) -> bool:
+    """Whether the child closed its end of ``stream`` (it has written everything)."""
+    import select
+
+    try:
+        readable, _, _ = select.select([stream], [], [], 0)
+        return bool(readable) and os.read(stream.fileno(), 1) == b""
+    except (OSError, ValueError):
+        return False
+
+
+def _check_cat(reader: LiveReader, source: TableSource) -> None:
+    proc, errors = reader.proc, reader.errors
+    lines = _child_failure(proc, errors, finished=_output_ended(reader.stream))
     if lines is None:
         return
     if any("denied" in line for line in lines):
