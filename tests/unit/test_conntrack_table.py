@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from ctguard.analyze.table_query import TableFilter, parse_dimensions
 from ctguard.analyze.table_top import build_top, top_scan_spec
-from ctguard.kernel.table_source import TableSource, iter_chunks, iter_chunks_ahead, scan_table
+from ctguard.kernel.table_chunks import iter_chunks, iter_chunks_ahead
+from ctguard.kernel.table_source import TableSource, scan_table
 from ctguard.parse.conntrack_table import (
     COLUMNS,
     ENTRY_RE,

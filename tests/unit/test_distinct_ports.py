@@ -27,7 +27,7 @@ from ctguard.analyze.table_analysis import (
     check_table,
 )
 from ctguard.analyze.table_top import rank
-from ctguard.kernel.table_source import iter_chunks
+from ctguard.kernel.table_chunks import iter_chunks
 from ctguard.parse.table_scan import ScanResult, Tally, dense_pairs, scan_chunks
 
 SCANNER = "203.0.113.66"

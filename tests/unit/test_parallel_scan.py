@@ -211,3 +211,49 @@ def test_while_waiting_runs_once_before_this_process_s_blocks_and_the_merge(
     events.clear()
     scan_table(dump, SPEC, workers=1, while_waiting=lambda: events.append("waiting"))
     assert events == []
+
+
+def test_a_scan_forks_only_when_its_caller_asks(
+    dump: TableSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running caller (threads) gets a scan in its own process by
+    default, whatever the file's size; "auto" and N ask for workers."""
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(range_scan, "PARALLEL_MIN_BYTES", 1024)  # the dump is "large"
+    monkeypatch.setattr(os, "fork", fork)
+    alone = scan_table(dump, SPEC)
+    assert forks == [] and alone.entries == 2000
+    assert scan_table(dump, SPEC, workers="auto").entries == 2000
+    expected = min(range_scan.MAX_WORKERS, len(os.sched_getaffinity(0))) - 1
+    assert len(forks) == expected
+    assert scan_table(dump, SPEC, workers=3).entries == 2000
+    assert len(forks) == expected + 2
+
+
+def test_the_block_scan_and_the_source_import_no_circle() -> None:
+    """range_scan and table_chunks never import table_source (it imports them)."""
+    import ast
+    import inspect
+
+    from ctguard.kernel import table_chunks
+
+    for module in (range_scan, table_chunks):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module is not None
+        }
+        imported |= {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        assert "ctguard.kernel.table_source" not in imported, module.__name__

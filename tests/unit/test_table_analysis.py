@@ -18,7 +18,7 @@ from ctguard.analyze.table_analysis import (
     source_subnet,
     subnet_label,
 )
-from ctguard.kernel.table_source import iter_chunks
+from ctguard.kernel.table_chunks import iter_chunks
 from ctguard.parse.table_scan import scan_chunks
 
 

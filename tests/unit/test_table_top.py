@@ -17,7 +17,7 @@ from ctguard.analyze.table_top import (
     rank,
     top_of_addresses_as_read,
 )
-from ctguard.kernel.table_source import iter_chunks
+from ctguard.kernel.table_chunks import iter_chunks
 from ctguard.parse.conntrack_table import COLUMNS
 from ctguard.parse.table_scan import ScanSpec, scan_chunks
 

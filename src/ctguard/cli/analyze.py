@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         from ctguard.analyze.table_analysis import ANALYZE_SPEC, build_profile, check_table
 
         later = None if args.json else preload_renderer("ctguard.render.analyze_text", source.kind)
-        scan = scan_table(source, ANALYZE_SPEC, workers=args.workers, while_waiting=later)
+        scan = scan_table(source, ANALYZE_SPEC, workers=args.workers or "auto", while_waiting=later)
     check_strict(args, scan, source)
     profile = build_profile(source.label, scan, established_timeout_of(args, source))
     findings = check_table(profile, source_args=source_args(args))

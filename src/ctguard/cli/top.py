@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         text = not (args.json or args.csv)
         later = preload_renderer("ctguard.render.top_text", source.kind) if text else None
         spec = top_scan_spec(dims, table_filter)
-        scan = scan_table(source, spec, workers=args.workers, while_waiting=later)
+        scan = scan_table(source, spec, workers=args.workers or "auto", while_waiting=later)
     check_strict(args, scan, source)
     result = build_top(source.label, scan, dims, table_filter, args.limit)
     if args.json:

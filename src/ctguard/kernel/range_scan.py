@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ctguard.errors import ParseError
-from ctguard.kernel.table_source import MAX_LINE_BYTES, iter_chunks
+from ctguard.kernel.table_chunks import MAX_LINE_BYTES, iter_chunks
 
 if TYPE_CHECKING:
     from ctguard.parse.table_scan import ScanResult, ScanSpec, TableScanner

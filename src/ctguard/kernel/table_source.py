@@ -9,7 +9,10 @@ Reading is the expensive part on a live host: the kernel prints the table
 one page per ``read()``, and only while ``read()`` runs.  So a ``cat`` child
 reads it, started by :func:`reading_started` before the command has even
 loaded its parser, and the parser reads cat's output in parallel.  A large
-regular file is scanned by worker processes that claim blocks of it (``range_scan``).
+regular file is scanned by worker processes that claim blocks of it
+(``range_scan``), only when the caller asks for them: a command that runs
+once and exits may fork; a long-running process with threads must not
+(``scan_table``'s ``workers``).  Chunking lives in ``table_chunks``.
 
 The scanner (patterns compiled at import) is imported only where a scan
 runs, so that the live table's reading can start without it.
@@ -25,28 +28,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO, Literal
 
 from ctguard.errors import AccessDenied, ParseError, SourceMissing
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
+from ctguard.kernel.table_chunks import CHUNK_BYTES, iter_chunks_ahead
 from ctguard.model.netns_ref import NetnsRef
 
 if TYPE_CHECKING:
-    from ctguard.parse.table_scan import Chunk, ScanResult, ScanSpec
+    from ctguard.parse.table_scan import ScanResult, ScanSpec
 
-CHUNK_BYTES = 128 << 10  # fits in a core's cache: faster than larger, and less memory
 LIVE_READ_BYTES = 1 << 20
 F_SETPIPE_SZ = 1031
 PIPE_BYTES = 1 << 20
 SO_SNDBUFFORCE = 32  # Linux: a send buffer past net.core.wmem_max (CAP_NET_ADMIN)
 SOCKET_BYTES = 8 << 20  # the kernel doubles it (bookkeeping): ~16 MiB of the table ahead
-MAX_LINE_BYTES = 64 << 10
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -295,131 +296,6 @@ def open_table_stream(source: TableSource, stack: ExitStack) -> io.BufferedIOBas
     return buffered
 
 
-def iter_chunks(
-    stream: io.BufferedIOBase,
-    chunk_bytes: int = CHUNK_BYTES,
-    limit: int | None = None,
-    *,
-    sample: bool = False,
-) -> Iterator[Chunk]:
-    """Newline-aligned chunks ``(buffer, end, declared)``: in ``buffer[:end]``
-    each line is preceded by ``\\n`` and none trails the last.
-
-    The buffer is one ``bytearray``, read into again for the next chunk, so
-    a chunk is valid only until the next one is asked for (a consumer that
-    keeps chunks copies them, as :func:`iter_chunks_ahead` does).  Reading
-    in place spares a new buffer and a copy per chunk: reading a 215 MB dump
-    took 45 ms that way against 17 ms in place.  ``end`` is short of the
-    buffer's length, except for a last line without a newline, which comes
-    in a buffer of its own (see ``TableScanner.feed``).
-
-    Summaries conntrack printed into the stream are cut out, and their
-    declared counts passed along: here when one ends a chunk's last line
-    (before the alignment, so one spliced across a line joins that line up
-    again), by the scanner anywhere else (there a summary always fails the
-    whole-chunk checks: see ``TableScanner._feed``), which spares a search
-    of every chunk.  A line longer than 64 KiB is cut there; the scanner
-    reports it as malformed.  With ``sample``, reading
-    stops at ``limit`` bytes and the line cut there is dropped, not reported.
-    """
-    from ctguard.parse.conntrack_table import SUMMARY_MARK
-    from ctguard.parse.table_scan import split_summaries
-
-    # "\n", the line the last chunk left unfinished (at most MAX_LINE_BYTES
-    # with its newline), then what one read adds
-    buffer = bytearray(MAX_LINE_BYTES + chunk_bytes)
-    view = memoryview(buffer)
-    buffer[0] = 0x0A
-    held = 1
-    remaining = limit
-    while True:
-        size = chunk_bytes if remaining is None else min(chunk_bytes, remaining)
-        got = stream.readinto(view[held : held + size]) if size > 0 else 0
-        if not got:
-            break
-        if remaining is not None:
-            remaining -= got
-        total = held + got
-        data: bytes | bytearray = buffer
-        declared: list[int] = []
-        cut = buffer.rfind(b"\n", 0, total)
-        if cut > 0 and buffer.find(SUMMARY_MARK, buffer.rfind(b"\n", 0, cut) + 1, cut) >= 0:
-            # only through the last newline: a summary after it may not have
-            # been read to its end (its newline joins a line it splits)
-            head, declared = split_summaries(bytes(view[: cut + 1]))
-            data = head + view[cut + 1 : total]
-            total = len(data)
-            cut = data.rfind(b"\n")
-        if cut <= 0:  # no line ends in it yet: hold it all (cut at MAX_LINE_BYTES)
-            held = min(total, MAX_LINE_BYTES)
-            if data is not buffer:
-                _hold(buffer, data[:held])
-            if declared:
-                yield b"", 0, declared
-            continue
-        carry = data[cut : min(total, cut + MAX_LINE_BYTES)]
-        yield data, cut, declared
-        held = _hold(buffer, carry)
-    if sample and remaining == 0:
-        return
-    carry = bytes(view[:held])
-    if carry.strip():
-        declared = []
-        if SUMMARY_MARK in carry:
-            carry, declared = split_summaries(carry)
-        last = carry.rstrip(b"\n") if carry.strip() else b""
-        yield last, len(last), declared
-
-
-def _hold(buffer: bytearray, line: bytes | bytearray) -> int:
-    """Put ``line`` at the start of ``buffer``; return its length."""
-    buffer[: len(line)] = line
-    return len(line)
-
-
-def iter_chunks_ahead(
-    stream: io.BufferedIOBase, chunk_bytes: int = CHUNK_BYTES, sample_bytes: int | None = None
-) -> Iterator[Chunk]:
-    """``iter_chunks`` read one chunk ahead in a thread (at most two chunks in
-    memory besides the reader's buffer)."""
-    import queue
-
-    slots: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def reader() -> None:
-        try:
-            chunks = iter_chunks(stream, chunk_bytes, sample_bytes, sample=sample_bytes is not None)
-            for data, end, declared in chunks:
-                # the reader's buffer is read into again: the queue takes a copy
-                copy = bytes(memoryview(data)[: end + 1]) if isinstance(data, bytearray) else data
-                item = (copy, end, declared)
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(None)
-        except BaseException as err:
-            slots.put(err)
-
-    thread = threading.Thread(target=reader, name="ctguard-table-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
 def _is_plain_regular_file(path: Path) -> bool:
     try:
         if not path.is_file() or path.stat().st_size == 0:
@@ -434,12 +310,19 @@ def scan_table(
     source: TableSource,
     spec: ScanSpec,
     *,
-    workers: int | None = None,
+    workers: int | Literal["auto"] = 1,
     sample_bytes: int | None = None,
     while_waiting: Callable[[], object] | None = None,
 ) -> ScanResult:
     """Scan a source with ``spec``: the one entry point for commands.
 
+    ``workers`` is how many processes may scan a large plain file: 1 (the
+    default) scans in this process and never forks; N forks N - 1 children;
+    ``"auto"`` one per CPU, at most ``range_scan.MAX_WORKERS``, for a file
+    over ``range_scan.PARALLEL_MIN_BYTES``.  Only a caller that is a
+    process of its own to fork (a command run once) should ask: a fork
+    copies one thread of a threaded daemon, locks held by the others
+    included.  Any other source is read by this process alone.
     ``sample_bytes`` reads only the start of the source (the live table is
     printed in hash order, so its start is a fair sample of its content).
     ``while_waiting`` runs in this process while worker processes scan a
@@ -459,12 +342,13 @@ def scan_table(
 def _scan_source(
     source: TableSource,
     spec: ScanSpec,
-    workers: int | None,
+    workers: int | Literal["auto"],
     sample_bytes: int | None,
     while_waiting: Callable[[], object] | None,
 ) -> ScanResult:
     if (
-        sample_bytes is None
+        workers != 1
+        and sample_bytes is None
         and source.kind == "file"
         and source.path is not None
         and _is_plain_regular_file(source.path)
@@ -472,7 +356,7 @@ def _scan_source(
         from ctguard.kernel import range_scan
 
         size = source.path.stat().st_size
-        count = range_scan.worker_count(size) if workers is None else max(1, workers)
+        count = range_scan.worker_count(size) if workers == "auto" else max(1, workers)
         if count > 1:
             return range_scan.scan_file_parallel(source.path, size, spec, count, while_waiting)
     from ctguard.parse.table_scan import TableScanner
