@@ -17,6 +17,7 @@ from ctguard.model.kernel_defaults import (
     default_sizing_pre_5_15,
     ratio_meaning,
 )
+from ctguard.model.slab import SlabCache
 from ctguard.model.snapshot import Snapshot
 
 EXTENSION_BYTES = 128
@@ -55,21 +56,22 @@ def kernel_major_minor(release: str | None) -> tuple[int, int] | None:
         return None
 
 
-def estimate_memory(snapshot: Snapshot) -> MemoryEstimate:
-    caches = snapshot.slab_caches or ()
+def entry_size(caches: tuple[SlabCache, ...] | None) -> tuple[int, bool, str]:
+    """(bytes per entry, measured from slabinfo?, how it was found)."""
     if caches:
         objsize = max(cache.objsize for cache in caches)
         names = ", ".join(sorted({cache.name for cache in caches}))
-        per_entry = objsize + EXTENSION_BYTES
         basis = f"{objsize} B slab object ({names}) + >= {EXTENSION_BYTES} B extensions"
-        measured = True
-    else:
-        per_entry = ASSUMED_SLAB_OBJECT + EXTENSION_BYTES
-        basis = (
-            f"assumed {ASSUMED_SLAB_OBJECT} B slab object + {EXTENSION_BYTES} B extensions "
-            "(slabinfo not readable)"
-        )
-        measured = False
+        return objsize + EXTENSION_BYTES, True, basis
+    basis = (
+        f"assumed {ASSUMED_SLAB_OBJECT} B slab object + {EXTENSION_BYTES} B extensions "
+        "(slabinfo not readable)"
+    )
+    return ASSUMED_SLAB_OBJECT + EXTENSION_BYTES, False, basis
+
+
+def estimate_memory(snapshot: Snapshot) -> MemoryEstimate:
+    per_entry, measured, basis = entry_size(snapshot.slab_caches)
     hash_bytes = snapshot.buckets * HASH_BYTES_PER_BUCKET if snapshot.buckets else None
     at_max = snapshot.max * per_entry if snapshot.max is not None else None
     share = None

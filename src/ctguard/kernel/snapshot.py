@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 from ctguard.errors import AccessDenied, CtguardError, ParseError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
@@ -183,6 +184,26 @@ def read_module(root: KernelRoot, notes: list[str]) -> tuple[bool, dict[str, str
     return False, {}, ()
 
 
+@dataclass(frozen=True)
+class TableSize:
+    """nf_conntrack_count, _max and _buckets as the reading thread's netns sees them."""
+
+    count: int | None
+    max: int | None
+    buckets: int | None
+    legacy: bool
+
+
+def read_table_size(root: KernelRoot) -> TableSize:
+    """The three sysctls alone (modern names, then the legacy ip_conntrack ones)."""
+    directory, prefix, legacy = _sysctl_dir(root)
+    values = [
+        _int_or_none(root.read_proc(f"{directory}/{prefix}{key}"))
+        for key in ("count", "max", "buckets")
+    ]
+    return TableSize(values[0], values[1], values[2], legacy)
+
+
 def read_snapshot(
     root: KernelRoot, netns: NetnsRef | None = None, *, use_netlink: bool = True
 ) -> Snapshot:
@@ -194,9 +215,8 @@ def read_snapshot(
     def sysctl(key: str) -> str | None:
         return root.read_proc(f"{directory}/{prefix}{key}")
 
-    count = _int_or_none(sysctl("count"))
-    max_entries = _int_or_none(sysctl("max"))
-    buckets = _int_or_none(sysctl("buckets"))
+    size = read_table_size(root)
+    count, max_entries, buckets = size.count, size.max, size.buckets
     module_present, params, users = read_module(root, notes)
     module_loaded = max_entries is not None or module_present
     if buckets is None and "hashsize" in params:
