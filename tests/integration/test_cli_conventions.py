@@ -24,6 +24,26 @@ def test_help_and_version(cli):
     assert result.status == ExitStatus.OK and "--all-netns" in result.stdout
 
 
+def test_version_names_where_it_runs_from(cli):
+    import platform
+    import sys
+    from pathlib import Path
+
+    import ctguard
+
+    result = cli("--version")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"ctguard {ctguard.__version__}"
+    assert f"package: {Path(ctguard.__file__).resolve().parent}" in result.stdout
+    assert f"python:  {platform.python_version()} ({sys.executable})" in result.stdout
+
+
+def test_doctor_on_a_bundle_names_no_missing_tools(cli, tmp_path):
+    payload = cli("doctor", "--root", str(roots.root_idle_6x(tmp_path)), "--json").json()
+    assert payload["missing_tools"] == []
+    assert not any("optional tools" in note for note in payload["notes"])
+
+
 def test_missing_root_is_a_clear_error(cli, tmp_path):
     result = cli("status", "--root", str(tmp_path / "nope"))
     assert result.status == ExitStatus.UNKNOWN

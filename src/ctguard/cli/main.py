@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -76,6 +76,32 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+class _VersionAction(argparse.Action):
+    """--version printed as written (argparse's own action rewraps it onto one line)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        parser._print_message(version_text(), sys.stdout)
+        parser.exit()
+
+
+def version_text() -> str:
+    """The version, and where this ctguard runs from (which copy, which Python):
+    the first thing to know when a host has a package and a clone side by side."""
+    import platform
+
+    import ctguard
+
+    package_dir = os.path.dirname(os.path.abspath(ctguard.__file__))
+    return (
+        f"ctguard {__version__}\n"
+        f"  package: {package_dir}\n"
+        f"  python:  {platform.python_version()} ({sys.executable})\n"
+    )
+
+
 def build_parser(env: Environment, only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that command's (its module alone is imported,
     which keeps `ctguard status` from importing every other command)."""
@@ -85,7 +111,9 @@ def build_parser(env: Environment, only: str | None = None) -> argparse.Argument
         description="Diagnose, explain and fix conntrack table exhaustion "
         "(nf_conntrack: table full, dropping packet).",
     )
-    parser.add_argument("--version", action="version", version=f"ctguard {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the version, where it runs from, and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name in COMMANDS.items():
         if only is None or name == only:

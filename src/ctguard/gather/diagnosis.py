@@ -12,6 +12,7 @@ from ctguard.analyze.status_report import StatusReport
 from ctguard.gather.kernel_log import LogSection, kernel_log_section
 from ctguard.gather.status import collect_namespace_reports, read_report
 from ctguard.gather.table import TableSection, table_section
+from ctguard.gather.tools import OptionalTool, missing_tools, missing_tools_note
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding, Severity, verdict_of
 from ctguard.model.netns_ref import NetnsRef
@@ -25,6 +26,7 @@ class Diagnosis:
     table: TableSection
     findings: list[Finding] = field(default_factory=list)  # all of them, worst first
     notes: list[str] = field(default_factory=list)  # what was not read, and why
+    missing_tools: list[OptionalTool] = field(default_factory=list)  # live host only
 
     @property
     def verdict(self) -> Severity:
@@ -53,8 +55,11 @@ def gather_diagnosis(
     table = table_section(root, report.snapshot, is_root)
     if table.note:
         notes.append(table.note)
+    missing = missing_tools() if root.is_live else []
+    if missing:
+        notes.append(missing_tools_note(missing))
     findings = sorted(
         [*report.findings, *other_namespace_findings(others), *log.findings, *table.findings],
         key=lambda f: (-f.severity, f.code),
     )
-    return Diagnosis(report, others, log, table, findings, notes)
+    return Diagnosis(report, others, log, table, findings, notes, missing)

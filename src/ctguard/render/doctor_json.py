@@ -30,4 +30,7 @@ def doctor_json(diagnosis: Diagnosis) -> dict[str, Any]:
             **analyze_json(table.profile, table.findings, verdict_of(table.findings)),
         },
         "notes": diagnosis.notes,
+        "missing_tools": [
+            {"command": tool.command, "package": tool.package} for tool in diagnosis.missing_tools
+        ],
     }
