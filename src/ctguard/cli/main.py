@@ -37,6 +37,7 @@ COMMANDS = {
     "trace": "trace",
     "audit": "audit",
     "lab": "lab",
+    "explain": "explain",
 }
 
 # Commands that only read and print.  Nothing of theirs needs the

@@ -19,6 +19,30 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
 
+# The `ctguard explain` topic behind each finding code (ctguard.explain.topics).
+FINDING_TOPICS = {
+    "CT004": "nf_conntrack_count",
+    "CT101": "nf_conntrack_max",
+    "CT102": "nf_conntrack_max",
+    "CT103": "drop",
+    "CT104": "early_drop",
+    "CT105": "insert_failed",
+    "CT106": "chaintoolong",
+    "CT201": "nf_conntrack_buckets",
+    "CT202": "nf_conntrack_max",
+    "CT203": "nf_conntrack_max",
+    "CT302": "nf_conntrack_tcp_timeout_established",
+    "CT401": "drop",
+    "CT402": "drop",
+    "CT403": "drop",
+    "CT502": "SYN_RECV",
+    "CT503": "UNREPLIED",
+    "CT505": "ASSURED",
+    "CT506": "TIME_WAIT",
+    "CT508": "ASSURED",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str
@@ -36,7 +60,14 @@ class Finding:
             "evidence": self.evidence,
             "why": self.why,
             "next_command": self.next_command,
+            "explain": self.explain,
         }
+
+    @property
+    def explain(self) -> str:
+        """The command that explains what this finding is about, or ""."""
+        topic = FINDING_TOPICS.get(self.code)
+        return f"ctguard explain {topic}" if topic else ""
 
 
 def verdict_of(findings: list[Finding]) -> Severity:

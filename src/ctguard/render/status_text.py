@@ -139,6 +139,8 @@ def render_findings(findings: tuple[Finding, ...] | list[Finding]) -> Table | Te
         if finding.next_command:
             body.append("\nnext: ")
             body.append(finding.next_command, style="bold cyan")
+        if finding.explain:
+            body.append(f"\nwhat it is: {finding.explain}", style="dim")
         grid.add_row(head, body)
     return grid
 

@@ -1,0 +1,1 @@
+"""`ctguard explain`: what each conntrack state, flag, setting and counter means."""
