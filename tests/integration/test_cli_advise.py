@@ -91,21 +91,21 @@ def test_rollback_with_an_empty_journal(tmp_path: Path) -> None:
     assert missing.status == ExitStatus.UNKNOWN and "no change set 'nope'" in missing.stderr
 
 
-def test_journal_says_when_max_last_changed_and_the_log_is_split_there(tmp_path: Path) -> None:
+def test_journal_says_when_max_changed_and_the_log_is_split_there(tmp_path: Path) -> None:
     import json
     from datetime import UTC, datetime
 
     from ctguard.effects.journal import Journal, Step
-    from ctguard.gather.journal_history import last_max_change
-    from ctguard.gather.kernel_log import table_full_lines
+    from ctguard.gather.journal_history import MaxEvent, last_max_change, max_events
+    from ctguard.gather.kernel_log import max_periods
     from ctguard.kernel.root import KernelRoot
     from ctguard.plan.actions import SetSysctl
     from tests.fixture_roots import roots_write
 
     environ = env_for(tmp_path)
     state = Path(environ["CTGUARD_STATE_DIR"])
-    assert last_max_change(state) is None  # no journal yet
-    journal = Journal(Path(environ["CTGUARD_STATE_DIR"]))
+    assert last_max_change(state) is None and max_events(state) == []  # no journal yet
+    journal = Journal(state)
     raise_max = SetSysctl("net.netfilter.nf_conntrack_max", "524288")
     timeout = SetSysctl("net.netfilter.nf_conntrack_udp_timeout", "30")
     change = journal.create("apply", [Step(timeout, "60\n"), Step(raise_max, "262144\n")])
@@ -113,18 +113,33 @@ def test_journal_says_when_max_last_changed_and_the_log_is_split_there(tmp_path:
     applied_at = change.history[-1][0]
     assert last_max_change(state) == (datetime.fromtimestamp(applied_at, tz=UTC), 262144)
     journal.save(change, "rolled-back")  # put back: max was 524,288 until then
-    assert last_max_change(state) == (datetime.fromtimestamp(change.history[-1][0], tz=UTC), 524288)
+    rolled_at = change.history[-1][0]
+    assert last_max_change(state) == (datetime.fromtimestamp(rolled_at, tz=UTC), 524288)
+    assert max_events(state) == [
+        MaxEvent(applied_at, 262144, 524288),
+        MaxEvent(rolled_at, 524288, 262144),
+    ]
 
-    # a bundle booted at 1,799,999,000: lines at boot+500 s and boot+1500 s
+    # a bundle booted at 1,799,999,000: lines at boot+500 s, +1500 s and +2500 s
     root = root_near_full_with_drops(tmp_path / "root")
-    roots_write(root, "proc/uptime", "2000.00 3000.00\n")
-    roots_write(root, "manifest.json", json.dumps({"captured_at_epoch": 1_800_001_000.0}))
-    lines = [f"[{t:.6f}] nf_conntrack: table full, dropping packet\n" for t in (500.0, 1500.0)]
+    roots_write(root, "proc/uptime", "3000.00 3000.00\n")
+    roots_write(root, "manifest.json", json.dumps({"captured_at_epoch": 1_800_002_000.0}))
+    lines = [f"[{t:.6f}] nf_conntrack: table full, dropping packet\n" for t in (500, 1500, 2500)]
     roots_write(root, "cmd/dmesg.txt", "".join(lines))
     bundle = KernelRoot.from_bundle(root)
-    changed = datetime.fromtimestamp(1_800_000_000.0, tz=UTC)  # boot + 1000 s
-    since, earlier, note = table_full_lines(bundle, (changed, 262144))
-    assert (since, note) == (1, "") and earlier is not None
-    assert (earlier.value, earlier.full_lines) == (262144, 1)
-    before_boot = datetime.fromtimestamp(1_799_998_000.0, tz=UTC)
-    assert table_full_lines(bundle, (before_boot, 262144))[:2] == (2, None)
+    # raised at boot+1000 s, put back at boot+2000 s: one line at each max in force
+    events = [
+        MaxEvent(1_800_000_000.0, 262144, 524288),
+        MaxEvent(1_800_001_000.0, 524288, 262144),
+    ]
+    total, periods, note = max_periods(bundle, events, 262144)
+    assert (total, note) == (3, "")
+    assert [(p.value, p.lines, p.next_value) for p in periods] == [
+        (262144, 1, 524288),
+        (524288, 1, 262144),
+        (262144, 1, None),
+    ]
+    assert periods[0].ended == "2027-01-15T08:00:00+00:00"
+    # changes before this boot do not split it: one period, today's max
+    old = [MaxEvent(1_799_990_000.0, 262144, 524288)]
+    assert max_periods(bundle, old, 262144) == (3, (), "")

@@ -9,7 +9,7 @@ import pytest
 
 from ctguard.advise.advice import Evidence, build_advice
 from ctguard.advise.misconceptions import corrections
-from ctguard.advise.sizing import EarlierMax, SizingInputs, plan_sizing, round_up_to_page
+from ctguard.advise.sizing import MaxPeriod, SizingInputs, plan_sizing, round_up_to_page
 from ctguard.advise.timeouts import KeepaliveFloor, advise_timeouts, keepalive_floor
 from ctguard.analyze.table_analysis import ANALYZE_SPEC, TableProfile
 from ctguard.kernel.root import KernelRoot
@@ -73,22 +73,33 @@ def test_full_table_doubles_max_with_one_to_one_hash_on_modern_kernel() -> None:
 
 def test_after_ctguard_raised_max_old_drops_count_at_the_earlier_max() -> None:
     # max raised 262,144 -> 524,288 this boot; drops and 700 lines came before
-    earlier = EarlierMax(262144, "2026-11-22T07:20:00+00:00", full_lines=700)
-    raised = inputs(count=1000, max=524288, buckets=524288, drops=40, earlier_max=earlier)
+    when = "2026-11-22T07:20:00+00:00"
+    before = MaxPeriod(262144, 700, when, 524288)
+    raised = inputs(
+        count=1000,
+        max=524288,
+        buckets=524288,
+        drops=40,
+        max_periods=(before, MaxPeriod(524288, 0)),
+    )
     advice = plan_sizing(raised)
     assert advice.reached_max and advice.peak == 262144
     assert advice.recommended_max == 524288 and not advice.change_max  # not doubled again
-    assert "its max until ctguard set 524,288" in advice.why[0]
-    assert "700 'table full' log lines before then" in advice.why[0]
+    assert f"its max until ctguard set 524,288 at {when}" in advice.why[0]
+    assert "700 'table full' log lines at max 262,144" in advice.why[0]
+    assert "no 'table full' line since" in advice.why[0]
     # a 'table full' line since the change: full at today's max
     again = plan_sizing(
-        inputs(count=1000, max=524288, drops=40, earlier_max=earlier, table_full_lines=3)
+        inputs(count=1000, max=524288, drops=40, max_periods=(before, MaxPeriod(524288, 3)))
     )
     assert again.peak == 524288 and again.recommended_max == 1048576
-    assert "3 'table full' log lines since 2026-11-22T07:20:00+00:00" in again.why[0]
+    assert "3 'table full' log lines at max 524,288" in again.why[0]
+    # drops but no line to place them: the lowest max in force this boot
+    unplaced = (MaxPeriod(262144, 0, when, 524288), MaxPeriod(524288, 0))
+    lowest = plan_sizing(inputs(count=1000, max=524288, drops=40, max_periods=unplaced))
+    assert lowest.reached_max and lowest.peak == 262144
     # nothing full before or since: the count now
-    calm = EarlierMax(262144, "2026-11-22T07:20:00+00:00", full_lines=0)
-    quiet = plan_sizing(inputs(count=1000, max=524288, drops=0, earlier_max=calm))
+    quiet = plan_sizing(inputs(count=1000, max=524288, drops=0, max_periods=unplaced))
     assert not quiet.reached_max and quiet.peak == 1000
 
 

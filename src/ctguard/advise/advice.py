@@ -13,7 +13,7 @@ from ctguard.advise.misconceptions import Correction, corrections
 from ctguard.advise.sizing import (
     DEFAULT_HEADROOM,
     DEFAULT_RAM_SHARE,
-    EarlierMax,
+    MaxPeriod,
     SizingAdvice,
     SizingInputs,
     plan_sizing,
@@ -37,8 +37,8 @@ class Evidence:
     table_findings: tuple[Finding, ...] = ()
     table_note: str = ""
     namespace_counts: tuple[tuple[str, int], ...] = ()
-    table_full_lines: int = 0  # this boot, or since earlier_max changed
-    earlier_max: EarlierMax | None = None
+    table_full_lines: int = 0  # this boot
+    max_periods: tuple[MaxPeriod, ...] = ()  # this boot's maxes with their lines
     log_note: str = ""
     keepalive: KeepaliveFloor = field(default_factory=lambda: KeepaliveFloor(7875, "defaults"))
 
@@ -112,7 +112,7 @@ def build_advice(
                 namespace_counts=evidence.namespace_counts,
                 drops=counters.get("drop"),
                 table_full_lines=evidence.table_full_lines,
-                earlier_max=evidence.earlier_max,
+                max_periods=evidence.max_periods,
                 ram_share=options.ram_share,
                 headroom=options.headroom,
             )

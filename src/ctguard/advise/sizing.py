@@ -5,7 +5,7 @@ sizing folklore operators meet is mostly wrong (FACTS.md §1, §3):
 
 - demand: the observed peak (the count now, every namespace's count, and
   "the table was full" when the drop counter or the kernel log says so, at
-  the max of that time: see EarlierMax), times a headroom factor;
+  the max of that time: see MaxPeriod), times a headroom factor;
 - supply: a memory budget, a share of MemTotal, divided by the measured
   cost of one entry (slab object + extensions) plus its hash bucket;
 - the hash follows the running kernel's convention (1:1 on >= 5.15, 4:1
@@ -27,18 +27,19 @@ MAX_ENTRIES_LIMIT = 2**31 - 1 - BUCKETS_PER_PAGE
 
 
 @dataclass(frozen=True)
-class EarlierMax:
-    """nf_conntrack_max before ctguard last changed it, this boot.
+class MaxPeriod:
+    """A stretch of this boot during which nf_conntrack_max was ``value``.
 
-    Drops and 'table full' lines from before the change say the table was
-    full at this value, not at today's: without it, advice after an apply
-    would read the old lines as a full table at the new max and double it
-    again, and again.
+    'table full' lines say the table was full at the max in force when they
+    were logged, not at today's: judged against today's, advice after an
+    apply -> rollback cycle would read old lines as a full table at the new
+    max and double it again, and again.
     """
 
     value: int
-    changed_at: str  # when ctguard changed it, as shown
-    full_lines: int  # 'table full' lines logged before the change
+    lines: int  # 'table full' lines logged meanwhile
+    ended: str | None = None  # when ctguard changed it, as shown; None: in force now
+    next_value: int | None = None  # what ctguard set then
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ class SizingInputs:
     legacy: bool = False
     namespace_counts: tuple[tuple[str, int], ...] = ()
     drops: int | None = None
-    table_full_lines: int = 0  # since earlier_max changed, when given
-    earlier_max: EarlierMax | None = None
+    table_full_lines: int = 0  # this boot (when max_periods is not given)
+    # this boot's maxes, oldest first, the last in force now (empty: only today's)
+    max_periods: tuple[MaxPeriod, ...] = ()
     ram_share: float = DEFAULT_RAM_SHARE
     headroom: float = DEFAULT_HEADROOM
 
@@ -109,32 +111,44 @@ def mib(value: float) -> str:
 
 
 def _full_table_peak(inputs: SizingInputs, peak: int, basis: str) -> tuple[int, str, bool]:
-    """The peak when the table was full (drops, log lines): its max at the time.
+    """The peak when the table was full (drops, log lines): the max in force then.
 
-    The drop counter counts since boot, so once ctguard has changed max this
-    boot, only 'table full' lines logged since say the table was full at
-    today's max; drops and lines from before it, at the earlier max.
+    Each 'table full' line counts at the max in force when it was logged.
+    The drop counter counts since boot without saying when: with no line
+    to place them, drops say the table was full at the lowest max in force
+    this boot (never more than what is known).
     """
-    earlier = inputs.earlier_max
+    periods = inputs.max_periods or (MaxPeriod(inputs.max, inputs.table_full_lines),)
     drops = inputs.drops or 0
     evidence = [f"drop counter {drops:,}"] if drops else []
-    if inputs.table_full_lines or (drops and earlier is None):
-        if inputs.table_full_lines:
-            since = f" since {earlier.changed_at}" if earlier else ""
-            evidence.append(f"{inputs.table_full_lines:,} 'table full' log lines{since}")
-        if inputs.max > peak:
-            return inputs.max, f"the table was full at {inputs.max:,} ({', '.join(evidence)})", True
-        return peak, basis, True
-    if earlier is None or not (drops or earlier.full_lines):
+    full = [period for period in periods if period.lines]
+    if full:
+        top = max(full, key=lambda period: period.value)
+        by_value: dict[int, int] = {}
+        for period in full:
+            by_value[period.value] = by_value.get(period.value, 0) + period.lines
+        if list(by_value) == [inputs.max]:
+            evidence.append(f"{by_value[inputs.max]:,} 'table full' log lines")
+        else:
+            evidence.extend(
+                f"{lines:,} 'table full' log lines at max {value:,}"
+                for value, lines in sorted(by_value.items())
+            )
+    elif drops:
+        top = min(periods, key=lambda period: period.value)
+    else:
         return peak, basis, False
-    if earlier.full_lines:
-        evidence.append(f"{earlier.full_lines:,} 'table full' log lines before then")
-    if earlier.value <= peak:
+    if top.value <= peak:
         return peak, basis, True
+    said = ", ".join(evidence)
+    if top.value == inputs.max:
+        return top.value, f"the table was full at {top.value:,} ({said})", True
+    later = periods[periods.index(top) + 1 :]
+    quiet = "" if any(p.lines for p in later) else "; no 'table full' line since"
     return (
-        earlier.value,
-        f"the table was full at {earlier.value:,}, its max until ctguard set {inputs.max:,} "
-        f"at {earlier.changed_at} ({', '.join(evidence)}); no 'table full' line since",
+        top.value,
+        f"the table was full at {top.value:,}, its max until ctguard set "
+        f"{top.next_value or inputs.max:,} at {top.ended} ({said}){quiet}",
         True,
     )
 

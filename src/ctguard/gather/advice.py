@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctguard.advise.advice import Advice, AdviceOptions, Evidence, build_advice
+from ctguard.advise.sizing import MaxPeriod
 from ctguard.advise.timeouts import KeepaliveFloor, keepalive_floor
 from ctguard.gather.status import read_snapshot_in
 from ctguard.kernel.netns import entered_netns
@@ -62,8 +63,8 @@ def gather_advice(
     options: AdviceOptions,
     choice: EvidenceChoice,
 ) -> Advice:
-    from ctguard.gather.journal_history import last_max_change
-    from ctguard.gather.kernel_log import table_full_lines
+    from ctguard.gather.journal_history import max_events
+    from ctguard.gather.kernel_log import max_periods
 
     snapshot = read_snapshot_in(root, netns)
     profile = None
@@ -76,10 +77,11 @@ def gather_advice(
         profile, findings, table_note = section.profile, tuple(section.findings), section.note
     elif not choice.table:
         table_note = "table content not read (--no-table): timeout advice has no evidence"
-    full_lines, earlier_max, log_note = 0, None, ""
+    full_lines, log_note = 0, ""
+    periods: tuple[MaxPeriod, ...] = ()
     if choice.logs:
-        max_change = last_max_change(state_dir) if root.is_live else None
-        full_lines, earlier_max, log_note = table_full_lines(root, max_change)
+        events = max_events(state_dir) if root.is_live else []
+        full_lines, periods, log_note = max_periods(root, events, snapshot.max)
     counts = namespace_counts(root, is_root) if netns is None else ()
     evidence = Evidence(
         profile=profile,
@@ -87,7 +89,7 @@ def gather_advice(
         table_note=table_note,
         namespace_counts=counts,
         table_full_lines=full_lines,
-        earlier_max=earlier_max,
+        max_periods=periods,
         log_note=log_note,
         keepalive=read_keepalive(root, netns),
     )

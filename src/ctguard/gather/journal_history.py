@@ -1,16 +1,38 @@
-"""What ctguard's change journal says about the kernel values it changed."""
+"""What ctguard's change journal says about the nf_conntrack_max it changed.
+
+Every apply, rollback and crash recovery that touched the global max is an
+event with its time; together they say which max was in force when each
+'table full' line was logged (see ``gather.kernel_log.max_periods``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ctguard.errors import CtguardError
 
 
-def last_max_change(state_dir: Path) -> tuple[datetime, int] | None:
-    """When ctguard last changed nf_conntrack_max, and its value before, from
-    the change journal (an apply sets it, a rollback puts it back)."""
+@dataclass(frozen=True)
+class MaxEvent:
+    """At ``when`` (epoch seconds) ctguard changed the global max ``before`` -> ``after``."""
+
+    when: float
+    before: int
+    after: int
+
+
+# journal status -> (which value was in force before, which after) of a step
+_DIRECTION = {
+    "applied": ("original", "value"),
+    "rolled-back": ("value", "original"),
+    "recovered": ("value", "original"),
+}
+
+
+def max_events(state_dir: Path) -> list[MaxEvent]:
+    """Every change of the global nf_conntrack_max in the journal, oldest first."""
     from ctguard.effects.journal import Journal
     from ctguard.plan.actions import SetSysctl
     from ctguard.plan.conntrack_settings import MAX_SYSCTLS
@@ -18,8 +40,8 @@ def last_max_change(state_dir: Path) -> tuple[datetime, int] | None:
     try:
         changes = Journal(state_dir).all()
     except CtguardError:
-        return None
-    latest: tuple[float, int] | None = None
+        return []
+    events: list[MaxEvent] = []
     for change in changes:
         for step in change.steps:
             action = step.action
@@ -27,14 +49,27 @@ def last_max_change(state_dir: Path) -> tuple[datetime, int] | None:
                 continue
             if action.netns is not None or step.original is None:
                 continue
+            values = {"original": _int(step.original), "value": _int(action.value)}
             for when, status in change.history:
-                before = {"applied": step.original, "rolled-back": action.value}.get(status)
-                if before is None or (latest is not None and when <= latest[0]):
+                direction = _DIRECTION.get(status)
+                if direction is None:
                     continue
-                try:
-                    latest = (when, int(before.split()[0]))
-                except (ValueError, IndexError):
-                    continue
-    if latest is None:
+                before, after = values[direction[0]], values[direction[1]]
+                if before is not None and after is not None and before != after:
+                    events.append(MaxEvent(when, before, after))
+    return sorted(events, key=lambda event: event.when)
+
+
+def last_max_change(state_dir: Path) -> tuple[datetime, int] | None:
+    """When ctguard last changed nf_conntrack_max, and its value before."""
+    events = max_events(state_dir)
+    if not events:
         return None
-    return datetime.fromtimestamp(latest[0], tz=UTC), latest[1]
+    return datetime.fromtimestamp(events[-1].when, tz=UTC), events[-1].before
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctguard.analyze.status_report import StatusReport
 from ctguard.errors import CtguardError
+from ctguard.gather.journal_history import MaxEvent
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding
 
 if TYPE_CHECKING:
-    from ctguard.advise.sizing import EarlierMax
+    from ctguard.advise.sizing import MaxPeriod
     from ctguard.analyze.log_checks import MaxRaise
     from ctguard.analyze.log_episodes import LogReport
 
@@ -73,14 +74,17 @@ def max_raise(state_dir: Path, current_max: int | None) -> MaxRaise | None:
     return MaxRaise(change[0], change[1], current_max)
 
 
-def table_full_lines(
-    root: KernelRoot, max_change: tuple[datetime, int] | None = None
-) -> tuple[int, EarlierMax | None, str]:
-    """This boot's 'table full' lines, and a note when the log was not read.
+def max_periods(
+    root: KernelRoot, events: list[MaxEvent], current_max: int | None
+) -> tuple[int, tuple[MaxPeriod, ...], str]:
+    """This boot's 'table full' lines, each counted at the max in force when it
+    was logged, and a note when the log was not read.
 
-    With ``max_change`` (see :func:`last_max_change`) made this boot, the
-    lines since it, and the max before it with the lines logged meanwhile."""
-    from ctguard.advise.sizing import EarlierMax
+    ``events`` (see :func:`gather.journal_history.max_events`) split this
+    boot into periods; without events of this boot, or without wall-clock
+    times to place the lines, there is one period: today's max.
+    """
+    from ctguard.advise.sizing import MaxPeriod
     from ctguard.analyze.log_episodes import build_log_report
     from ctguard.kernel.kernlog_sources import bundle_source, live_source
     from ctguard.parse.kernlog import parse_log
@@ -88,13 +92,40 @@ def table_full_lines(
     try:
         source = live_source() if root.is_live else bundle_source(root)
     except CtguardError as err:
-        return 0, None, f"kernel log not read: {err.what}"
+        return 0, (), f"kernel log not read: {err.what}"
     records = parse_log(source.lines, source.reference)
-    report = build_log_report(records, boot_time=source.boot_time, since=source.boot_time)
     boot = source.boot_time
-    if max_change is None or boot is None or max_change[0] <= boot:
-        return report.table_full_lines, None, ""
-    changed_at, before = max_change
-    since = build_log_report(records, boot_time=boot, since=changed_at).table_full_lines
-    shown = changed_at.isoformat(timespec="seconds")
-    return since, EarlierMax(before, shown, report.table_full_lines - since), ""
+    report = build_log_report(records, boot_time=boot, since=boot)
+    total = report.table_full_lines
+    this_boot = [e for e in events if boot is not None and e.when > boot.timestamp()]
+    if not this_boot or current_max is None or report.axis.basis in ("relative", "order"):
+        return total, (), ""
+
+    def lines_since(when: float) -> int:
+        since = datetime.fromtimestamp(when, tz=UTC)
+        return build_log_report(records, boot_time=boot, since=since).table_full_lines
+
+    # period i runs from the event before it (or boot) to event i; the last to now
+    starts = [lines_since(e.when) for e in this_boot]
+    periods = [
+        MaxPeriod(
+            this_boot[0].before,
+            total - starts[0],
+            _shown(this_boot[0].when),
+            this_boot[0].after,
+        )
+    ]
+    for i, event in enumerate(this_boot):
+        is_last = i + 1 == len(this_boot)
+        lines = starts[i] - (0 if is_last else starts[i + 1])
+        if is_last:
+            # today's max, whoever set it last
+            periods.append(MaxPeriod(current_max, lines))
+        else:
+            following = this_boot[i + 1]
+            periods.append(MaxPeriod(event.after, lines, _shown(following.when), following.after))
+    return total, tuple(periods), ""
+
+
+def _shown(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).isoformat(timespec="seconds")
