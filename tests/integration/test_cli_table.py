@@ -186,3 +186,81 @@ def test_analyze_nat_gateway(cli: Cli) -> None:
         "analyze", str(SAMPLES / "nf_conntrack_procfs_moooofly_lls_k8s_node_timewait.txt"), "--json"
     ).json()
     assert data["nat"] == 12 and data["entries"] == 13
+
+
+def golden_text(name: str, text: str) -> None:
+    import os
+
+    path = Path(__file__).parent.parent / "golden" / "analyze" / name
+    if os.environ.get("CTGUARD_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+def flood_table() -> list[Entry]:
+    normal = [tcp(f"10.0.{i // 250}.{i % 250}", 30000 + i, 443) for i in range(1000)]
+    flood = [
+        tcp("198.51.100.9", 1024 + i, 1 + i % 400, "SYN_RECV", 60, unreplied=True, status=None)
+        for i in range(2000)
+    ]
+    return normal + flood
+
+
+def test_analyze_text_output_is_pinned(cli: Cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines = "".join(render_entry(e, "procfs") + "\n" for e in flood_table())
+    Path("flood dump.txt").write_text(lines + "not an entry\n")
+    result = cli("analyze", "flood dump.txt")
+    assert result.status == ExitStatus.CRIT, result.stderr
+    golden_text("flood.txt", result.stdout)
+    monkeypatch.chdir(SAMPLES)
+    nat = cli("analyze", "nf_conntrack_procfs_moooofly_lls_k8s_node_timewait.txt")
+    golden_text("k8s-node-timewait.txt", nat.stdout)
+
+
+def test_suggested_commands_are_quoted_for_the_shell(cli: Cli, tmp_path: Path) -> None:
+    import shlex
+
+    for name in ("my dump.txt", "x$(touch pwned);y.txt", "it's.txt"):
+        path = tmp_path / name
+        path.write_text("".join(render_entry(e, "procfs") + "\n" for e in flood_table()) + "?\n")
+        found = codes(cli("analyze", str(path), "--json"))
+        # each word comes back as it was meant: no word split, nothing run
+        assert shlex.split(found["CT509"]) == ["ctguard", "top", str(path), "--strict"]
+        words = shlex.split(found["CT501"], comments=True)
+        assert words[:3] == ["ctguard", "top", str(path)]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_analyze_unpacks_a_packed_bundle_once(cli: Cli, tmp_path: Path, monkeypatch) -> None:
+    import tarfile
+
+    from tests.fixture_roots import root_idle_6x, roots_write
+
+    bundle = root_idle_6x(tmp_path / "host")
+    roots_write(
+        bundle,
+        "proc/net/nf_conntrack",
+        "".join(render_entry(e, "procfs") + "\n" for e in flood_table()),
+    )
+    packed = tmp_path / "host.tar.gz"
+    with tarfile.open(packed, "w:gz") as archive:
+        archive.add(bundle, arcname="host")
+    opened: list[str] = []
+    real_open = tarfile.open
+
+    def counting_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(args[0]))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(tarfile, "open", counting_open)
+    result = cli("analyze", "--root", str(packed), "--json")
+    assert result.status == ExitStatus.CRIT, result.stderr
+    assert opened == [str(packed)]
+    assert shlex_words(codes(result)["CT501"])[:4] == ["ctguard", "top", "--root", str(packed)]
+
+
+def shlex_words(command: str) -> list[str]:
+    import shlex
+
+    return shlex.split(command, comments=True)

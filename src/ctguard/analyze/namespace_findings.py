@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ctguard.analyze.status_report import StatusReport
+from ctguard.model.command import ctguard_command
 from ctguard.model.findings import Finding, Severity
 
 
@@ -40,7 +41,7 @@ def other_namespace_findings(others: list[StatusReport]) -> list[Finding]:
                     replace(
                         finding,
                         title=f"{finding.title} [{netns.label}]",
-                        next_command=f"ctguard status --netns {netns.path}",
+                        next_command=ctguard_command("status", "--netns", netns.path),
                     )
                 )
     return findings

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctguard.analyze.table_pressure import TableMetrics, running_era_default
+from ctguard.model.command import ctguard_command as cmd
 from ctguard.model.findings import Finding, Severity
 from ctguard.model.kernel_defaults import humanize_seconds
 from ctguard.model.snapshot import Snapshot
@@ -30,14 +31,14 @@ def _mib(value: int) -> str:
 
 def top_sources_command(snapshot: Snapshot) -> str:
     """The exact command that ranks what fills the table (and looks for floods)."""
-    target = f" --netns {snapshot.netns.path}" if snapshot.netns else ""
-    return f"ctguard analyze{target}   # or: ctguard top{target} --by src"
+    target = ("--netns", snapshot.netns.path) if snapshot.netns else ()
+    return cmd("analyze", *target, comment="or: " + cmd("top", *target, "--by", "src"))
 
 
 def advise_command(snapshot: Snapshot, purpose: str) -> str:
     """`ctguard advise` for the same host/namespace, with what to look for."""
-    target = f" --netns {snapshot.netns.path}" if snapshot.netns else ""
-    return f"ctguard advise{target}   # {purpose}"
+    target = ("--netns", snapshot.netns.path) if snapshot.netns else ()
+    return cmd("advise", *target, comment=purpose)
 
 
 def check_availability(snapshot: Snapshot) -> list[Finding]:

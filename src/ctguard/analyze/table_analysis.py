@@ -15,6 +15,7 @@ from typing import Any
 
 from ctguard.analyze.table_keys import canonical_address, canonical_addresses, subnet_of
 from ctguard.analyze.table_top import rank
+from ctguard.model.command import ctguard_command as cmd
 from ctguard.model.findings import Finding, Severity
 from ctguard.model.kernel_defaults import TIMEOUT_DEFAULTS, humanize_seconds
 from ctguard.parse.conntrack_table import COLUMNS as SCAN_COLUMNS
@@ -297,13 +298,16 @@ def _top_text(items: list[tuple[Any, int]], whole: int, n: int = 3) -> str:
 
 
 def check_table(
-    profile: TableProfile, thresholds: TableThresholds = TableThresholds(), *, source_args: str = ""
+    profile: TableProfile,
+    thresholds: TableThresholds = TableThresholds(),
+    *,
+    source_args: tuple[str, ...] = (),
 ) -> list[Finding]:
     """CT5xx findings about the table's content."""
     th = thresholds
     n = profile.entries
     findings: list[Finding] = []
-    args = f" {source_args}" if source_args else ""
+    args = source_args
     if profile.scan.skipped.count:
         findings.append(
             Finding(
@@ -313,7 +317,7 @@ def check_table(
                 f"{profile.scan.skipped.count:,} line(s) skipped: "
                 + ", ".join(f"{c:,} {r}" for r, c in profile.scan.skipped.reasons.most_common()),
                 "skipped lines are counted, not guessed at; numbers below cover the entries read",
-                f"ctguard top{args} --strict",
+                cmd("top", *args, "--strict"),
             )
         )
     if n == 0:
@@ -335,8 +339,8 @@ def check_table(
                     "NAT'd crowd; raising nf_conntrack_max only postpones the overflow",
                     _act_or(
                         args,
-                        f"ctguard block {src} --ttl 1h --reason 'holds {_pct(count, n)}'",
-                        f"ctguard top{args} --src {src} --by dport,state",
+                        ("block", src, "--ttl", "1h", "--reason", f"holds {_pct(count, n)}"),
+                        cmd("top", *args, "--src", src, "--by", "dport,state"),
                     ),
                 )
             )
@@ -354,7 +358,15 @@ def check_table(
                 "these entries are not ASSURED, so a full table evicts them (early_drop) "
                 "instead of dropping traffic; they still cost memory and CPU; drop them before "
                 "conntrack (raw priority) or enable SYN cookies/SYNPROXY",
-                f"ctguard top{args} --state SYN_SENT,SYN_RECV --unreplied --by src/24,dport",
+                cmd(
+                    "top",
+                    *args,
+                    "--state",
+                    "SYN_SENT,SYN_RECV",
+                    "--unreplied",
+                    "--by",
+                    "src/24,dport",
+                ),
             )
         )
 
@@ -374,11 +386,21 @@ def check_table(
                 "tracking at all",
                 _act_or(
                     args,
-                    f"ctguard notrack --port {port} --proto udp",
-                    f"ctguard top{args} --proto udp --unreplied --dport {port} --by src",
+                    ("notrack", "--port", str(port), "--proto", "udp"),
+                    cmd(
+                        "top",
+                        *args,
+                        "--proto",
+                        "udp",
+                        "--unreplied",
+                        "--dport",
+                        str(port),
+                        "--by",
+                        "src",
+                    ),
                 )
                 if port
-                else f"ctguard top{args} --proto udp --unreplied --by src,dport",
+                else cmd("top", *args, "--proto", "udp", "--unreplied", "--by", "src,dport"),
             )
         )
 
@@ -395,8 +417,8 @@ def check_table(
                     "a scanner creates an entry per probed port; block it before conntrack",
                     _act_or(
                         args,
-                        f"ctguard block {scanner} --ttl 1h --reason 'port scan'",
-                        f"ctguard top{args} --src {scanner} --by dport -n 20",
+                        ("block", scanner, "--ttl", "1h", "--reason", "port scan"),
+                        cmd("top", *args, "--src", scanner, "--by", "dport", "-n", "20"),
                     ),
                 )
             )
@@ -414,7 +436,9 @@ def check_table(
                 "that is not the mirror of the original (SNAT/masquerade or DNAT)",
                 "each client flow through this host costs an entry here; size the table for "
                 "clients x flows per client, not for this host's own services",
-                _advise_or(args, "ctguard status   # max, memory per entry, default for this RAM"),
+                _advise_or(
+                    args, cmd("status", comment="max, memory per entry, default for this RAM")
+                ),
             )
         )
 
@@ -422,7 +446,7 @@ def check_table(
     return findings
 
 
-def _evictable_finding(profile: TableProfile, args: str) -> Finding:
+def _evictable_finding(profile: TableProfile, args: tuple[str, ...]) -> Finding:
     n, evictable, closing = profile.entries, profile.evictable, profile.assured_closing
     held = profile.assured - closing
     return Finding(
@@ -439,37 +463,35 @@ def _evictable_finding(profile: TableProfile, args: str) -> Finding:
         "After a drop, the GC worker also evicts ASSURED closing flows (TCP TIME_WAIT, "
         "CLOSE_WAIT, FIN_WAIT, LAST_ACK, CLOSE; SCTP and DCCP shutdown states) while the "
         "table is over 95% full; the rest leave only when they time out or are deleted",
-        f"ctguard top{args} --by flags,state",
+        cmd("top", *args, "--by", "flags,state"),
     )
 
 
-def _live_target(args: str) -> str | None:
-    """`` --netns X`` / ``""`` for a live table; None for a dump file or bundle."""
-    words = args.split()
-    if not words:
-        return ""
-    if len(words) == 2 and words[0] == "--netns":
+def _live_target(args: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``("--netns", X)`` / ``()`` for a live table; None for a dump file or bundle."""
+    if not args or (len(args) == 2 and args[0] == "--netns"):
         return args
     return None
 
 
-def _act_or(args: str, action: str, investigate: str) -> str:
+def _act_or(args: tuple[str, ...], action: tuple[str, ...], investigate: str) -> str:
     """The fixing command for a live table (after a look); only the look for a dump."""
     target = _live_target(args)
     if target is None:
         return investigate
-    return f"{action}{target}   # after a look: {investigate}"
+    return cmd(*action, *target, comment=f"after a look: {investigate}")
 
 
-def _advise_or(args: str, investigate: str) -> str:
+def _advise_or(args: tuple[str, ...], investigate: str) -> str:
     """`ctguard advise` for a live table or a bundle (it reads those); the look otherwise."""
-    words = args.split()
-    if _live_target(args) is None and not (len(words) == 2 and words[0] == "--root"):
+    if _live_target(args) is None and not (len(args) == 2 and args[0] == "--root"):
         return investigate
-    return f"ctguard advise{args}   # timeouts and sizing for this table; or: {investigate}"
+    return cmd("advise", *args, comment=f"timeouts and sizing for this table; or: {investigate}")
 
 
-def _check_established(profile: TableProfile, th: TableThresholds, args: str) -> list[Finding]:
+def _check_established(
+    profile: TableProfile, th: TableThresholds, args: tuple[str, ...]
+) -> list[Finding]:
     n = profile.entries
     if not profile.established_idle or n < th.min_entries:
         return []
@@ -493,12 +515,16 @@ def _check_established(profile: TableProfile, th: TableThresholds, args: str) ->
             "peers that vanished without FIN/RST leave ESTABLISHED entries for the full "
             "timeout (5 days by default); they are ASSURED, so a full table drops packets "
             "instead of evicting them; a timeout above the applications' keepalive frees them",
-            _advise_or(args, f"ctguard top{args} --state ESTABLISHED --assured --by dst,dport"),
+            _advise_or(
+                args, cmd("top", *args, "--state", "ESTABLISHED", "--assured", "--by", "dst,dport")
+            ),
         )
     ]
 
 
-def _check_closing(profile: TableProfile, th: TableThresholds, args: str) -> list[Finding]:
+def _check_closing(
+    profile: TableProfile, th: TableThresholds, args: tuple[str, ...]
+) -> list[Finding]:
     n = profile.entries
     findings: list[Finding] = []
     if n < th.min_entries:
@@ -519,7 +545,7 @@ def _check_closing(profile: TableProfile, th: TableThresholds, args: str) -> lis
                 "closing connections hold entries for net.netfilter."
                 f"{sysctl} seconds; many short connections (or an application not closing "
                 "its sockets, for CLOSE_WAIT) pile them up; a lower timeout frees them sooner",
-                _advise_or(args, f"ctguard top{args} --state {state} --by dst,dport"),
+                _advise_or(args, cmd("top", *args, "--state", state, "--by", "dst,dport")),
             )
         )
     return findings

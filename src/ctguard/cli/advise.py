@@ -9,6 +9,7 @@ from ctguard.cli.advice_options import add_advice_options, advice_from_args
 from ctguard.cli.changing import etc_dir
 from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option
 from ctguard.cli.env import Environment, ExitStatus
+from ctguard.model.command import ctguard_command
 from ctguard.plan.advice_plan import plan_advice
 
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     console.print(Text("\nwhat `ctguard apply` would do", style="bold"))
     render_plan(console, plan)
     if not plan.empty:
-        target = f" --netns {netns.path}" if netns else ""
-        console.print(Text(f"apply with: sudo ctguard apply{target} --yes", style="cyan"))
+        target = ("--netns", netns.path) if netns else ()
+        command = ctguard_command("apply", *target, "--yes", sudo=True)
+        console.print(Text(f"apply with: {command}", style="cyan"))
     return ExitStatus.OK

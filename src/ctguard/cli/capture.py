@@ -9,6 +9,7 @@ from typing import Any
 from ctguard.cli.common import resolve_netns_option, write_json
 from ctguard.cli.env import Environment, ExitStatus
 from ctguard.kernel.root import KernelRoot
+from ctguard.model.command import ctguard_command
 
 
 def add_parser(sub: Any) -> None:
@@ -54,5 +55,5 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         )
         for rel, reason in sorted(result.missing.items()):
             env.stdout.write(f"  not captured: {rel}: {reason}\n")
-        env.stdout.write(f"analyse it with: ctguard doctor --root {target}\n")
+        env.stdout.write(f"analyse it with: {ctguard_command('doctor', '--root', str(target))}\n")
     return ExitStatus.OK

@@ -13,6 +13,7 @@ from ctguard.cli.env import Environment, ExitStatus
 from ctguard.errors import UsageError
 from ctguard.gather.kernel_log import live_netns_names
 from ctguard.kernel.kernlog_sources import LogSource, bundle_source, files_source, live_source
+from ctguard.model.command import ctguard_command
 from ctguard.parse.kernlog import parse_log
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -168,7 +169,10 @@ def run_trace(args: argparse.Namespace, env: Environment) -> ExitStatus:
     for (proto, dport), count in summary.by_dport.most_common(limit):
         console.print(f"  {count:>8,}  {share(count):6.1%}  {proto} {dport if dport else '-'}")
     top_src = summary.by_src.most_common(1)[0][0]
-    console.print(f"next: ctguard block {top_src} --ttl 1h --reason trace   # if it is abusive")
+    block = ctguard_command(
+        "block", str(top_src), "--ttl", "1h", "--reason", "trace", comment="if it is abusive"
+    )
+    console.print(f"next: {block}", markup=False)
     if summary.unparsed:
         console.print(f"note: {summary.unparsed} trace line(s) without a flow were skipped")
     return ExitStatus.WARN

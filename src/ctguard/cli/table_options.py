@@ -10,6 +10,7 @@ from ctguard.analyze.table_query import TableFilter, parse_networks, parse_ports
 from ctguard.cli.common import add_read_options, open_root, resolve_netns_option
 from ctguard.cli.env import Environment
 from ctguard.errors import ParseError, UsageError
+from ctguard.kernel.root import KernelRoot
 from ctguard.kernel.table_source import TableSource, resolve_table_source
 
 if TYPE_CHECKING:
@@ -92,12 +93,16 @@ def _stdin_bytes(env: Environment) -> BinaryIO:
     return io.BytesIO(env.stdin.read().encode())
 
 
-def table_source_from(args: argparse.Namespace, env: Environment) -> TableSource:
+def table_source_from(
+    args: argparse.Namespace, env: Environment, root: KernelRoot | None = None
+) -> TableSource:
+    """The table the options name; ``root``: the already opened ``--root`` (a packed
+    bundle is unpacked once per command)."""
     if args.source is not None and (args.root or args.netns):
         raise UsageError("give a SOURCE file, or --root/--netns for a table, not both")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    root = open_root(args.root)
+    root = root or open_root(args.root)
     netns = resolve_netns_option(root, args.netns)
     stdin = _stdin_bytes(env) if args.source == "-" else None
     return resolve_table_source(args.source, root, netns, stdin)

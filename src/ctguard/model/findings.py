@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ctguard.model.command import ctguard_command
+
 
 class Severity(enum.IntEnum):
     """Ordered so that max() of findings gives the verdict."""
@@ -67,7 +69,7 @@ class Finding:
     def explain(self) -> str:
         """The command that explains what this finding is about, or ""."""
         topic = FINDING_TOPICS.get(self.code)
-        return f"ctguard explain {topic}" if topic else ""
+        return ctguard_command("explain", topic) if topic else ""
 
 
 def verdict_of(findings: list[Finding]) -> Severity:
