@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ctguard.cli.env import ExitStatus
@@ -119,6 +121,19 @@ def test_lab_needs_root_but_list_does_not() -> None:
     listed = run_cli("lab", "list", euid=1000)
     assert listed.status == ExitStatus.OK
     assert all(name in listed.stdout for name in SCENARIOS)
+
+
+def test_lab_list_json_names_every_scenario_with_its_remedies() -> None:
+    listed = run_cli("lab", "list", "--json", euid=1000)
+    assert listed.status == ExitStatus.OK
+    scenarios = json.loads(listed.stdout)["scenarios"]
+    assert [item["name"] for item in scenarios] == list(SCENARIOS)
+    orphans = next(item for item in scenarios if item["name"] == "orphans")
+    assert orphans["remedies"] == ["timeout"] and orphans["default_remedy"] == "timeout"
+    assert orphans["scale_is"] == "connections" and orphans["max_scale"] == 8000
+    flood = next(item for item in scenarios if item["name"] == "assured-flood")
+    assert flood["scale_is"] == "table size" and flood["default_scale"] is None
+    assert flood["clients"] == ["attacker", "innocent"]
 
 
 def test_unknown_scenario_is_a_usage_error() -> None:

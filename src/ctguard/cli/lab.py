@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> None:
         "again, and remove everything. Needs root. Run it on a test machine.",
     )
     lab_sub = parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
-    lab_sub.add_parser("list", help="the scenarios and their remedies")
+    listing = lab_sub.add_parser("list", help="the scenarios and their remedies")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     run = lab_sub.add_parser("run", help="run one scenario")
     run.add_argument("scenario", help="a name from `ctguard lab list`")
     run.add_argument(
@@ -37,7 +38,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.lab_command == "list":
-        return _list(env)
+        return _list(env, as_json=args.json)
     if not env.is_root:
         raise AccessDenied(
             "the lab needs root (network namespaces, netlink, firewall rules)",
@@ -48,9 +49,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     return _run(args, env)
 
 
-def _list(env: Environment) -> ExitStatus:
+def _list(env: Environment, *, as_json: bool) -> ExitStatus:
     from ctguard.lab.scenarios import SCENARIOS
 
+    if as_json:
+        write_json(env, {"scenarios": [spec.to_dict() for spec in SCENARIOS.values()]})
+        return ExitStatus.OK
     console = make_console(env)
     for spec in SCENARIOS.values():
         remedies = ", ".join(spec.remedies)

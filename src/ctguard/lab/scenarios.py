@@ -39,6 +39,20 @@ class ScenarioSpec:
     clients: tuple[str, ...]
     body: Body
 
+    def to_dict(self) -> dict[str, object]:
+        """What `ctguard lab list --json` prints for this scenario."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "summary": self.summary,
+            "remedies": list(self.remedies),
+            "default_remedy": self.remedies[0],
+            "scale_is": "table size" if self.fills_table else "connections",
+            "default_scale": self.default_scale,
+            "max_scale": self.max_scale,
+            "clients": list(self.clients),
+        }
+
     def needs_global(self, remedy: str) -> bool:
         """Whether the remedy itself changes a global value (nf_conntrack_max)."""
         return remedy in ("max", "sizing")
