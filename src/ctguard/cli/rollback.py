@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ctguard.cli.changing import (
@@ -77,7 +78,7 @@ def preview(env: Environment, args: argparse.Namespace, journal: Journal, root: 
     interrupted = journal.interrupted()
     change = choose(journal, args.change_id)
     targets = [*interrupted, *([change] if change else [])]
-    rows = []
+    rows: list[dict[str, Any]] = []
     system = live_system(root)
     for item in targets:
         for step in reversed(item.steps):
@@ -91,6 +92,7 @@ def preview(env: Environment, args: argparse.Namespace, journal: Journal, root: 
                     "slot": slot_label(step.action),
                     "now": now,
                     "restore": normalized(step.original),
+                    "remove_dirs": [d for d in reversed(step.created_dirs) if Path(d).is_dir()],
                 }
             )
     if args.json:
@@ -108,6 +110,8 @@ def preview(env: Environment, args: argparse.Namespace, journal: Journal, root: 
             if isinstance(restore, str) and len(restore) > 60:
                 restore = "(the previous content)"
             console.print(f"  {row['slot']}: now {now} -> restore {restore}")
+            for directory in row["remove_dirs"]:
+                console.print(f"  {directory}: created by the change -> remove it if empty")
     console.print("dry run: nothing was changed; add --yes to roll back")
     return ExitStatus.OK
 

@@ -17,9 +17,11 @@ from types import FrameType
 from ctguard.effects.journal import ChangeSet, Journal, Step
 from ctguard.effects.slots import (
     System,
+    missing_dirs,
     normalized,
     precheck_slot,
     read_slot,
+    remove_created_dirs,
     reversible,
     same_value,
     slot_label,
@@ -61,7 +63,9 @@ def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
     """Run ``plan``; on any failure put every original back and raise ChangeFailed."""
     # Read and check everything first: a slot that cannot be read, or a ruleset the
     # kernel would refuse, fails before any write.
-    steps = [Step(action, read_slot(system, action)) for action in plan.actions]
+    steps = [
+        Step(action, read_slot(system, action), missing_dirs(action)) for action in plan.actions
+    ]
     for action in plan.actions:
         precheck_slot(action)
     change = journal.create(plan.title, steps)
@@ -144,6 +148,12 @@ def _restore(system: System, change: ChangeSet, *, detect_drift: bool = False) -
             report.restored.append(f"{label} = {_show(step.original)}")
         except CtguardError as err:
             report.errors.append(f"{label}: {err.what}")
+    # Once every file is back, the directories the change created go too (deepest first).
+    removed, kept = remove_created_dirs(
+        [path for step in change.steps for path in step.created_dirs]
+    )
+    report.restored.extend(f"{path} = (removed: the change created it)" for path in removed)
+    report.drifted.extend(kept)
     return report
 
 

@@ -40,6 +40,22 @@ def state_dir_from(environ: dict[str, str]) -> Path:
 class Step:
     action: Action
     original: str | None  # None: the file did not exist
+    # Directories missing before the change (outermost first): writing the file creates
+    # them, so putting the tree back removes them again.
+    created_dirs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action.to_dict(), "original": self.original}
+        if self.created_dirs:
+            data["created_dirs"] = list(self.created_dirs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        dirs = data.get("created_dirs", [])
+        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+            raise TypeError("created_dirs is not a list of paths")
+        return cls(action_from_dict(data["action"]), data["original"], list(dirs))
 
 
 @dataclass
@@ -59,9 +75,7 @@ class ChangeSet:
             "title": self.title,
             "status": self.status,
             "history": [[when, status] for when, status in self.history],
-            "steps": [
-                {"action": step.action.to_dict(), "original": step.original} for step in self.steps
-            ],
+            "steps": [step.to_dict() for step in self.steps],
         }
 
     @classmethod
@@ -71,9 +85,7 @@ class ChangeSet:
             created=float(data["created"]),
             title=str(data["title"]),
             status=str(data["status"]),
-            steps=[
-                Step(action_from_dict(step["action"]), step["original"]) for step in data["steps"]
-            ],
+            steps=[Step.from_dict(step) for step in data["steps"]],
             history=[(float(when), str(status)) for when, status in data.get("history", [])],
         )
 

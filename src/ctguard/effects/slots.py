@@ -177,6 +177,42 @@ def read_slot(system: System, action: Action) -> str | None:
         raise _os_error(err, "read", action) from err
 
 
+def missing_dirs(action: Action) -> list[str]:
+    """The directories writing ``action``'s file would create, outermost first."""
+    if not isinstance(action, WriteFile):
+        return []
+    missing: list[str] = []
+    parent = Path(action.path).parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(str(parent))
+        parent = parent.parent
+    return missing[::-1]
+
+
+def remove_created_dirs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Remove directories a change created, deepest first, only while they are empty.
+
+    Returns (removed, kept): a directory that now holds something ctguard did
+    not write is kept, with the reason.
+    """
+    removed: list[str] = []
+    kept: list[str] = []
+    for path in sorted(set(paths), key=lambda item: item.count("/"), reverse=True):
+        directory = Path(path)
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        try:
+            directory.rmdir()
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                kept.append(f"{path} kept: it holds files ctguard did not write")
+            else:
+                kept.append(f"{path} kept: {err.strerror}")
+            continue
+        removed.append(path)
+    return removed, kept
+
+
 def write_slot(system: System, action: Action, value: str | None) -> None:
     if isinstance(action, LoadIptables):
         from ctguard.effects.commands import iptables_restore
