@@ -144,6 +144,20 @@ def test_doctor_runs_from_usr_bin_with_debian_python_only(installed):
     assert "verdict:" in doctor.stdout and "Traceback" not in doctor.stderr
 
 
+def test_packed_bundle_reads_with_debian_python(installed, tmp_path):
+    # Debian 12's Python predates tarfile's extraction filters
+    import tarfile
+
+    from tests import fixture_roots
+
+    root = fixture_roots.root_idle_6x(tmp_path / "bundle")
+    archive = tmp_path / "bundle.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="bundle")
+    out = _run(["/usr/bin/ctguard", "status", "--root", str(archive), "--json"])
+    assert '"verdict": "ok"' in out
+
+
 def test_man_page_and_completion_are_installed(installed):
     page = _run(["man", "-P", "cat", "ctguard"], env={**CLEAN_ENV, "MANWIDTH": "100"})
     assert "ctguard doctor" in page and "--json" in page

@@ -55,11 +55,13 @@ def open_root(spec: str | None) -> KernelRoot:
     if path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
         import tarfile  # only for packed bundles
 
+        from ctguard.kernel.bundle_archive import extract_bundle
+
         target = Path(tempfile.mkdtemp(prefix="ctguard-bundle-"))
         atexit.register(shutil.rmtree, target, True)
         try:
             with tarfile.open(path) as archive:
-                archive.extractall(target, filter="data")
+                extract_bundle(archive, target)
         except (tarfile.TarError, OSError) as err:
             raise CtguardError(f"cannot unpack bundle: {err}", where=str(path)) from err
         inner = [p for p in target.iterdir() if p.is_dir()]
