@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import (
-    add_firewall_options,
-    current_state,
-    firewall_plan,
-    parse_duration,
-    run_firewall_plan,
-)
+from ctguard.cli.firewall_common import add_firewall_options, parse_duration, run_firewall_plan
+from ctguard.gather.firewall_actions import block_plan
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
-from ctguard.rules.model import Block, merge_blocks
-from ctguard.rules.safety import check_block_targets, parse_targets, protected_networks
+from ctguard.rules.safety import parse_targets
 
 
 def add_parser(sub: Any) -> None:
@@ -49,22 +42,16 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     networks = parse_targets(args.targets)
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        check_block_targets(
-            networks, protected_networks(target.netns, env.environ), force=args.force
-        )
-        state = current_state(target, args).live(now)
-        wanted = {str(n) for n in networks}
-        added = tuple(
-            Block(str(n), now, None if ttl is None else now + ttl, args.reason) for n in networks
-        )
-        blocks, overlap_notes = merge_blocks(state.blocks, added)
-        return firewall_plan(
+        return block_plan(
             target,
-            replace(state, blocks=blocks),
             now,
-            title=f"block {', '.join(sorted(wanted))} in {target.label}",
-            delete_sources=() if args.keep_entries else tuple(sorted(wanted)),
-            notes=(*overlap_notes, "blocks are runtime state: they are gone after a reboot"),
+            networks,
+            ttl=ttl,
+            reason=args.reason,
+            environ=env.environ,
+            backend=args.backend,
+            force=args.force,
+            keep_entries=args.keep_entries,
         )
 
     return run_firewall_plan(args, env, "block", build)

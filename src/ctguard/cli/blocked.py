@@ -26,10 +26,10 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     state = load_firewall_state(target).live(now)
     loaded: bool | None = None
     if state.blocks and env.is_root:
-        from ctguard.cli.firewall_common import LiveReader
+        from ctguard.gather.firewall_actions import RulesReader
         from ctguard.rules.backends.iptables import set_name
 
-        reader = LiveReader(target.netns)
+        reader = RulesReader(target.netns)
         try:
             if state.backend == "nft":
                 loaded = reader.nft_table_exists()

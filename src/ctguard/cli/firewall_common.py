@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ctguard.cli.changing import (
-    add_change_options,
-    journal_for,
-    live_system,
-    recover_first,
-    require_live_root,
-)
+from ctguard.cli.changing import add_change_options, journal_for, require_live_root
 from ctguard.cli.common import make_console, open_root, resolve_netns_option, write_json
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.effects.commands import ipset_save, nft_list_table, run_tool
-from ctguard.effects.executor import apply_plan
 from ctguard.effects.journal import state_dir_from
 from ctguard.errors import UsageError
-from ctguard.model.netns_ref import NetnsRef
+from ctguard.gather import firewall_actions
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import (
-    FirewallTarget,
-    load_firewall_state,
-    plan_firewall,
-    with_backend,
-)
-from ctguard.rules.backends.nft import TABLE
+from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import FirewallState
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -69,33 +53,13 @@ def parse_duration(text: str, option: str) -> int | None:
     return seconds
 
 
-@dataclass(frozen=True)
-class LiveReader:
-    """The rules in place, read with the tools (empty when a tool is missing)."""
-
-    netns: NetnsRef | None
-
-    def nft_table_exists(self) -> bool:
-        return shutil.which("nft") is not None and nft_list_table(TABLE, self.netns) is not None
-
-    def iptables_save(self, tool: str, table: str) -> str:
-        if shutil.which(f"{tool}-save") is None:
-            return ""
-        done = run_tool([f"{tool}-save", "-t", table], self.netns)
-        return done.stdout if done.returncode == 0 else ""
-
-    def ipset_exists(self, name: str) -> bool:
-        return shutil.which("ipset") is not None and ipset_save(name, self.netns) is not None
-
-
 def current_state(target: FirewallTarget, args: argparse.Namespace) -> FirewallState:
     """The recorded state, live, with the backend this command should use."""
-    state = load_firewall_state(target)
-    return with_backend(state, args.backend, shutil.which("nft") is not None)
+    return firewall_actions.current_state(target, args.backend)
 
 
 def firewall_plan(target: FirewallTarget, state: FirewallState, now: float, **details: Any) -> Plan:
-    return plan_firewall(target, state, now, reader=LiveReader(target.netns), **details)
+    return firewall_actions.firewall_plan(target, state, now, **details)
 
 
 def firewall_target(args: argparse.Namespace, env: Environment) -> FirewallTarget:
@@ -115,12 +79,9 @@ def run_firewall_plan(
     if args.yes:
         root = open_root(None)
         require_live_root(root, env, command)
-        journal = journal_for(env)
-        with journal.locked():
-            recover_first(journal, root)
-            plan = build(target, time.time())
-            if not plan.empty:
-                change_id = apply_plan(plan, journal, live_system(root)).id
+        plan, change_id = firewall_actions.apply_firewall_plan(
+            root, journal_for(env), lambda now: build(target, now), time.time
+        )
     else:
         plan = build(target, time.time())
     if args.json:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import replace
 from typing import Any
 
 from ctguard.cli.common import make_console, write_json
@@ -12,12 +10,11 @@ from ctguard.cli.env import Environment, ExitStatus
 from ctguard.cli.firewall_common import (
     add_firewall_options,
     current_state,
-    firewall_plan,
     firewall_target,
     run_firewall_plan,
 )
 from ctguard.errors import UsageError
-from ctguard.model.netns_ref import NetnsRef
+from ctguard.gather.firewall_actions import notrack_plan
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
 from ctguard.rules.model import NotrackRule, parse_network
@@ -55,23 +52,6 @@ def parse_ports(text: str | None) -> tuple[int, ...]:
     return tuple(sorted(set(ports)))
 
 
-def stateful_drop_chains(netns: NetnsRef | None) -> list[str]:
-    """Base chains outside ctguard's table that drop by policy (and so drop untracked)."""
-    from ctguard.effects.commands import run_tool
-
-    done = run_tool(["nft", "-j", "list", "ruleset"], netns)
-    if done.returncode != 0:
-        return []
-    found = []
-    for item in json.loads(done.stdout).get("nftables", []):
-        chain = item.get("chain")
-        if not chain or chain.get("table") == "ctguard":
-            continue
-        if chain.get("hook") in ("input", "forward") and chain.get("policy") == "drop":
-            found.append(f"{chain['family']} {chain['table']} {chain['name']}")
-    return found
-
-
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.list:
         target = firewall_target(args, env)
@@ -90,30 +70,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     rule = NotrackRule(args.proto, parse_ports(args.port), args.iface, args.src)
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        state = current_state(target, args)
-        others = tuple(r for r in state.notrack if r != rule)
-        if args.remove:
-            if len(others) == len(state.notrack):
-                raise UsageError(
-                    f"no such NOTRACK rule: {rule.label()}", hint="see `ctguard notrack --list`"
-                )
-            return firewall_plan(
-                target, replace(state, notrack=others), now, title=f"remove notrack {rule.label()}"
-            )
-        notes = []
-        if env.is_root:
-            for chain in stateful_drop_chains(target.netns):
-                notes.append(
-                    f"chain {chain} drops by policy: untracked packets are neither ESTABLISHED "
-                    "nor NEW and would be dropped there; add in front of its rules: "
-                    f"nft insert rule {chain} ct state untracked accept"
-                )
-        return firewall_plan(
-            target,
-            replace(state, notrack=(*others, rule)),
-            now,
-            title=f"notrack {rule.label()} in {target.label}",
-            notes=tuple(notes),
+        return notrack_plan(
+            target, now, rule, backend=args.backend, remove=args.remove, is_root=env.is_root
         )
 
     return run_firewall_plan(args, env, "notrack", build)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.cli.firewall_common import (
-    add_firewall_options,
-    current_state,
-    firewall_plan,
-    parse_duration,
-    run_firewall_plan,
-)
+from ctguard.cli.firewall_common import add_firewall_options, parse_duration, run_firewall_plan
 from ctguard.errors import UsageError
+from ctguard.gather.firewall_actions import trace_plan
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
-from ctguard.rules.model import TRACE_PREFIX, Trace, parse_network
+from ctguard.rules.model import TRACE_PREFIX, parse_network
 
 
 def add_parser(sub: Any) -> None:
@@ -38,14 +31,6 @@ def add_parser(sub: Any) -> None:
     add_firewall_options(parser)
 
 
-def logs_from_namespaces() -> bool:
-    """net.netfilter.nf_log_all_netns of the host (read in this, the caller's, namespace)."""
-    try:
-        return Path("/proc/sys/net/netfilter/nf_log_all_netns").read_text().strip() == "1"
-    except OSError:
-        return False
-
-
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     ttl = parse_duration(args.ttl, "--ttl")
     if ttl is None:
@@ -59,26 +44,17 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     src = str(parse_network(args.src)) if args.src else None
 
     def build(target: FirewallTarget, now: float) -> Plan:
-        state = current_state(target, args)
-        if args.remove:
-            return firewall_plan(target, replace(state, trace=None), now, title="stop tracing")
-        trace = Trace(now + ttl, src, args.dport, args.proto, args.rate)
-        notes = [
-            "rank what it logs with: ctguard logs --trace   (reads dmesg or journalctl -k)",
-        ]
-        if target.netns is not None and not logs_from_namespaces():
-            notes.append(
-                "the kernel drops LOG lines from network namespaces while the host's "
-                "net.netfilter.nf_log_all_netns is 0: the rule still counts matches "
-                "(`nft list chain inet ctguard trace`), but nothing reaches the log until "
-                "the host sets it to 1"
-            )
-        return firewall_plan(
+        return trace_plan(
             target,
-            replace(state, trace=trace),
             now,
-            title=f"trace new connections in {target.label} for {args.ttl}",
-            notes=tuple(notes),
+            ttl=ttl,
+            ttl_text=args.ttl,
+            src=src,
+            dport=args.dport,
+            proto=args.proto,
+            rate=args.rate,
+            backend=args.backend,
+            remove=args.remove,
         )
 
     return run_firewall_plan(args, env, "trace", build)
