@@ -38,6 +38,7 @@ COMMANDS = {
     "audit": "audit",
     "lab": "lab",
     "explain": "explain",
+    "watch": "watch",
 }
 
 # Commands that only read and print.  Nothing of theirs needs the
