@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import Any
 
 import pytest
 from benchmarks.dumpgen import generate_entries, render_entry
 
 from ctguard.analyze.table_analysis import (
     ANALYZE_SPEC,
-    SYN_STATES,
     T_PORT_CLASS,
     T_SRC_CLASS,
     build_profile,
@@ -22,6 +22,13 @@ from ctguard.kernel.table_chunks import iter_chunks
 from ctguard.parse.table_scan import scan_chunks
 
 
+def is_half_open(e: Any) -> bool:
+    """SYN_RECV (never unreplied) or SYN_SENT/SYN_SENT2 with no reply, not ASSURED."""
+    if e.proto != "tcp" or e.status == "ASSURED":
+        return False
+    return e.state == "SYN_RECV" or (e.unreplied and e.state in ("SYN_SENT", "SYN_SENT2"))
+
+
 def test_unreplied_totals_are_exact_under_pruning() -> None:
     entries = list(generate_entries(3000, 21, v6_share=0.3))
     text = "".join(render_entry(e, "procfs") + "\n" for e in entries)
@@ -29,10 +36,10 @@ def test_unreplied_totals_are_exact_under_pruning() -> None:
     scan = scan_chunks(spec, iter_chunks(io.BytesIO(text.encode()), 4096))
     profile = build_profile("test", scan)
     assert profile.approximate  # the per-source tallies were pruned
-    syn = sum(1 for e in entries if e.proto == "tcp" and e.unreplied and e.state in SYN_STATES)
+    syn = sum(1 for e in entries if is_half_open(e))
     udp = sum(1 for e in entries if e.proto == "udp" and e.unreplied)
     assert syn and udp
-    assert (profile.syn_unreplied, profile.udp_unreplied) == (syn, udp)
+    assert (profile.syn_half_open, profile.udp_unreplied) == (syn, udp)
     assert profile.entries == 3000
     assert sum(profile.by_proto.values()) == 3000
 
@@ -68,7 +75,7 @@ def test_every_total_is_exact_when_a_flood_to_random_ports_fills_the_budget() ->
     assert scan.tallies[T_PORT_CLASS].pruned_entries > 0  # the per-port keys were pruned
     assert profile.approximate
     assert (profile.by_proto["tcp"], profile.by_proto["udp"]) == (expected["tcp"], expected["udp"])
-    assert profile.by_state["SYN_RECV"] == expected["syn"] == profile.syn_unreplied
+    assert profile.by_state["SYN_RECV"] == expected["syn"] == profile.syn_recv
     assert (profile.assured, profile.nat) == (expected["assured"], expected["nat"])
     assert profile.by_flags == {"UNREPLIED": expected["syn"], "ASSURED": expected["assured"]}
 
@@ -129,7 +136,7 @@ def test_the_profile_matches_counts_taken_entry_by_entry(seed: int, fmt: str) ->
     def subnet(text: str) -> str:
         return str(ipaddress.ip_network(f"{text}/{64 if ':' in text else 24}", strict=False))
 
-    syn = [e for e in entries if e.proto == "tcp" and e.unreplied and e.state in SYN_STATES]
+    syn = [e for e in entries if is_half_open(e)]
     udp = [e for e in entries if e.proto == "udp" and e.unreplied]
     ports: defaultdict[str, set[int | None]] = defaultdict(set)
     for e in entries:
@@ -161,7 +168,8 @@ def test_the_profile_matches_counts_taken_entry_by_entry(seed: int, fmt: str) ->
         "idle 1 h - 1 day": sum(3600 <= i < 86400 for i in idle),
         "idle < 1 h": sum(i < 3600 for i in idle),
     }
-    assert len(syn) and len(udp) and profile.syn_unreplied == len(syn)
+    assert len(syn) and len(udp) and profile.syn_half_open == len(syn)
+    assert profile.syn_recv == sum(e.state == "SYN_RECV" for e in syn)
 
 
 def test_assured_closing_flows_are_told_apart_from_those_that_only_time_out() -> None:
@@ -194,3 +202,104 @@ def test_assured_closing_flows_are_told_apart_from_those_that_only_time_out() ->
     assert profile.assured_closing == 4  # 2 TIME_WAIT, 1 CLOSE_WAIT, 1 SHUTDOWN_SENT
     (evictable,) = [f for f in check_table(profile) if f.code == "CT508"]
     assert "of the 8 ASSURED, 4 are closing flows and 4 (40.0% of the table)" in evictable.evidence
+
+
+def syn_line(state: str, src: str, sport: int, dport: int, *, unreplied: bool, status: str) -> str:
+    """A TCP handshake entry as /proc/net/nf_conntrack prints it."""
+    flag = " [UNREPLIED]" if unreplied else ""
+    mark = f" [{status}]" if status else ""
+    return (
+        f"ipv4     2 tcp      6 50 {state} src={src} dst=10.0.0.1 sport={sport} dport={dport}"
+        f"{flag} src=10.0.0.1 dst={src} sport={dport} dport={sport}{mark} mark=0 zone=0 use=2"
+    )
+
+
+def syn_profile(lines: list[str]) -> Any:
+    scan = scan_chunks(ANALYZE_SPEC, iter_chunks(io.BytesIO("\n".join(lines).encode()), 4096))
+    return build_profile("test", scan)
+
+
+def established(count: int) -> list[str]:
+    return [
+        f"ipv4     2 tcp      6 431000 ESTABLISHED src=192.0.2.{i % 200 + 1} dst=10.0.0.1 "
+        f"sport={20000 + i} dport=22 src=10.0.0.1 dst=192.0.2.{i % 200 + 1} sport=22 "
+        f"dport={20000 + i} [ASSURED] mark=0 zone=0 use=2"
+        for i in range(count)
+    ]
+
+
+def test_answered_syn_flood_from_many_sources_is_named_with_synproxy() -> None:
+    """SYN_RECV entries carry no [UNREPLIED]: the server answered each SYN."""
+    flood = [
+        syn_line(
+            "SYN_RECV",
+            f"198.51.{i // 250}.{i % 250 + 1}",
+            40000 + i,
+            443,
+            unreplied=False,
+            status="",
+        )
+        for i in range(1500)
+    ]
+    profile = syn_profile(flood + established(500))
+    assert (profile.syn_recv, profile.syn_sent_unreplied, profile.syn_half_open) == (1500, 0, 1500)
+    (finding,) = [
+        f for f in check_table(profile, source_args=("--netns", "web")) if f.code == "CT502"
+    ]
+    assert "1,500 half-open entries (75.0%): 1,500 SYN_RECV (answered" in finding.evidence
+    assert "unreplied SYN_SENT" not in finding.evidence
+    assert "ports: 443 1,500 (100.0%)" in finding.evidence
+    assert "SYNPROXY on port 443" in finding.why and "nf_conntrack_tcp_loose=0" in finding.why
+    assert "SYN floods: block or SYNPROXY" in finding.why
+    # the look covers SYN_RECV: no --unreplied filter, which would leave them all out
+    assert finding.next_command == (
+        "ctguard top --netns web --state SYN_SENT,SYN_RECV --by src/24,dport"
+    )
+
+
+def test_unanswered_syn_flood_from_one_source_suggests_blocking_it() -> None:
+    flood = [
+        syn_line("SYN_SENT", "198.51.100.7", 1024 + i, 80, unreplied=True, status="")
+        for i in range(1200)
+    ]
+    profile = syn_profile(flood + established(800))
+    assert (profile.syn_recv, profile.syn_sent_unreplied) == (0, 1200)
+    (finding,) = [
+        f for f in check_table(profile, source_args=("--netns", "gw")) if f.code == "CT502"
+    ]
+    assert "1,200 unreplied SYN_SENT (no answer)" in finding.evidence
+    assert "SYN_RECV" not in finding.evidence and "SYNPROXY" not in finding.why
+    assert finding.next_command.startswith(
+        "ctguard block 198.51.100.7 --ttl 1h --reason 'SYN flood' --netns gw"
+    )
+    dump = check_table(profile, source_args=("flood.txt",))  # a dump: only the look
+    assert [f.next_command for f in dump if f.code == "CT502"] == [
+        "ctguard top flood.txt --state SYN_SENT,SYN_RECV --by src/24,dport"
+    ]
+
+
+def test_replied_syn_sent_and_assured_entries_are_not_half_open() -> None:
+    lines = [
+        syn_line("SYN_SENT", "198.51.100.8", 1024 + i, 80, unreplied=False, status="")
+        for i in range(600)
+    ] + [
+        syn_line("SYN_RECV", "198.51.100.9", 1024 + i, 80, unreplied=False, status="ASSURED")
+        for i in range(600)
+    ]
+    profile = syn_profile(lines)
+    assert profile.syn_half_open == 0
+    assert not [f for f in check_table(profile) if f.code == "CT502"]
+
+
+def test_both_kinds_are_counted_and_said() -> None:
+    lines = [
+        syn_line("SYN_RECV", f"203.0.113.{i % 200 + 1}", 1024 + i, 443, unreplied=False, status="")
+        for i in range(700)
+    ] + [
+        syn_line("SYN_SENT", f"198.51.100.{i % 200 + 1}", 1024 + i, 8080, unreplied=True, status="")
+        for i in range(500)
+    ]
+    profile = syn_profile(lines)
+    (finding,) = [f for f in check_table(profile) if f.code == "CT502"]
+    assert "1,200 half-open entries (100.0%): 700 SYN_RECV" in finding.evidence
+    assert "and 500 unreplied SYN_SENT (no answer)" in finding.evidence

@@ -84,6 +84,22 @@ ANALYZE_SPEC = ScanSpec(
 
 SYN_STATES = frozenset({"SYN_SENT", "SYN_RECV", "SYN_SENT2"})
 SYN_STATES_RAW = frozenset(state.encode() for state in SYN_STATES)
+# A half-open handshake: SYN_SENT (or SYN_SENT2) with no reply yet, or SYN_RECV.
+# An entry reaches SYN_RECV only once the SYN-ACK was seen, so SYN_RECV is never
+# [UNREPLIED]: it is the handshake of a server that answers, waiting for the final
+# ACK (a SYN flood against a listening port). ASSURED is set on the way to
+# ESTABLISHED, so a SYN_RECV entry is not ASSURED.
+SYN_SENT_RAW = frozenset({b"SYN_SENT", b"SYN_SENT2"})
+SYN_RECV_RAW = b"SYN_RECV"
+
+
+def half_open(proto: bytes, state: bytes, unreplied: bytes | bool, status: bytes = b"") -> bool:
+    """Whether a TCP entry is a half-open handshake (see SYN_SENT_RAW / SYN_RECV_RAW)."""
+    if proto != b"tcp" or status == b"ASSURED":
+        return False
+    return state == SYN_RECV_RAW or (bool(unreplied) and state in SYN_SENT_RAW)
+
+
 # ASSURED entries the kernel may still evict: once a new flow has been
 # dropped, the GC worker removes these (the protocols' can_early_drop) from
 # a table over 95% full; early_drop on a new flow never takes an ASSURED one
@@ -130,7 +146,8 @@ class TableProfile:
     assured: int = 0
     assured_closing: int = 0  # of those, closing flows (see CLOSING_STATES_RAW)
     nat: int = 0
-    syn_unreplied: int = 0
+    syn_sent_unreplied: int = 0  # SYN_SENT/SYN_SENT2 [UNREPLIED]: nobody answered
+    syn_recv: int = 0  # SYN_RECV, not ASSURED: answered, the final ACK never came
     syn_by_src: list[tuple[str, int]] = field(default_factory=list)
     syn_by_dport: list[tuple[int | None, int]] = field(default_factory=list)
     udp_unreplied: int = 0
@@ -143,6 +160,11 @@ class TableProfile:
     established_timeout_source: str = ""
     max_established_remaining: int | None = None
     approximate: bool = False
+
+    @property
+    def syn_half_open(self) -> int:
+        """Half-open handshakes: unreplied SYN_SENT plus SYN_RECV."""
+        return self.syn_sent_unreplied + self.syn_recv
 
     @property
     def evictable(self) -> int:
@@ -201,16 +223,19 @@ def build_profile(
                 profile.assured_closing += count
         if nat:
             profile.nat += count
-        if name == "tcp" and unreplied and state_name in SYN_STATES:
-            profile.syn_unreplied += count
+        if half_open(proto, state, unreplied, status):
+            if state == SYN_RECV_RAW:
+                profile.syn_recv += count
+            else:
+                profile.syn_sent_unreplied += count
         if name == "udp" and unreplied:
             profile.udp_unreplied += count
     # by port: the kept keys (approximate once pruned)
-    for (proto, state, dport, unreplied, _nat, _status), count in t[T_PORT_CLASS].items():
+    for (proto, state, dport, unreplied, _nat, status), count in t[T_PORT_CLASS].items():
         port = _port(dport)
         name = _text(proto)
         dports[(name, port)] += count
-        if name == "tcp" and unreplied and _text(state) in SYN_STATES:
+        if half_open(proto, state, unreplied, status):
             syn_dport[port] += count
         if name == "udp" and unreplied:
             udp_dport[port] += count
@@ -239,19 +264,20 @@ def build_profile(
 def _profile_sources(
     profile: TableProfile, src_class: dict[tuple[bytes, ...], int]
 ) -> dict[bytes, int]:
-    """By source: all entries (returned, as captured), unreplied SYNs and
-    unreplied UDP (one pass over what may be tens of thousands of keys)."""
+    """By source: all entries (returned, as captured), half-open handshakes and
+    unreplied UDP (one pass over what may be tens of thousands of keys).
+
+    The per-source keys carry no ASSURED flag; a SYN_RECV entry is never ASSURED
+    when the kernel made it (see SYN_SENT_RAW)."""
     by_src: dict[bytes, int] = {}
     syn_src: dict[bytes, int] = {}
     udp_src: dict[bytes, int] = {}
     get = by_src.get
     for (proto, state, src, unreplied), count in src_class.items():
         by_src[src] = get(src, 0) + count
-        if not unreplied:
-            continue
-        if proto == b"tcp" and state in SYN_STATES_RAW:
+        if half_open(proto, state, unreplied):
             syn_src[src] = syn_src.get(src, 0) + count
-        elif proto == b"udp":
+        elif unreplied and proto == b"udp":
             udp_src[src] = udp_src.get(src, 0) + count
     profile.by_src = _ranked_addresses(by_src)
     profile.syn_by_src = _ranked_addresses(syn_src)
@@ -345,30 +371,8 @@ def check_table(
                 )
             )
 
-    if big and profile.syn_unreplied >= th.flood_share * n:
-        where = _top_text(profile.syn_by_src, profile.syn_unreplied)
-        ports = _top_text(profile.syn_by_dport, profile.syn_unreplied)
-        findings.append(
-            Finding(
-                "CT502",
-                Severity.WARN,
-                "SYN flood signature: unanswered handshakes fill the table",
-                f"{profile.syn_unreplied:,} unreplied SYN_SENT/SYN_RECV entries "
-                f"({_pct(profile.syn_unreplied, n)}); sources: {where}; ports: {ports}",
-                "these entries are not ASSURED, so a full table evicts them (early_drop) "
-                "instead of dropping traffic; they still cost memory and CPU; drop them before "
-                "conntrack (raw priority) or enable SYN cookies/SYNPROXY",
-                cmd(
-                    "top",
-                    *args,
-                    "--state",
-                    "SYN_SENT,SYN_RECV",
-                    "--unreplied",
-                    "--by",
-                    "src/24,dport",
-                ),
-            )
-        )
+    if big and profile.syn_half_open >= th.flood_share * n:
+        findings.append(_syn_flood(profile, args))
 
     if big and profile.udp_unreplied >= th.flood_share * n:
         dport_text = _top_text(profile.udp_unreplied_by_dport, profile.udp_unreplied)
@@ -472,6 +476,65 @@ def _live_target(args: tuple[str, ...]) -> tuple[str, ...] | None:
     if not args or (len(args) == 2 and args[0] == "--netns"):
         return args
     return None
+
+
+SYNPROXY_DOC = "docs/findings.md, 'SYN floods: block or SYNPROXY'"
+
+
+def _syn_flood(profile: TableProfile, args: tuple[str, ...]) -> Finding:
+    """CT502: half-open handshakes, answered (SYN_RECV) or not (SYN_SENT)."""
+    n, half = profile.entries, profile.syn_half_open
+    seen = []
+    if profile.syn_recv:
+        seen.append(
+            f"{profile.syn_recv:,} SYN_RECV (answered with a SYN-ACK, the final ACK never came)"
+        )
+    if profile.syn_sent_unreplied:
+        seen.append(f"{profile.syn_sent_unreplied:,} unreplied SYN_SENT (no answer)")
+    evidence = (
+        f"{half:,} half-open entries ({_pct(half, n)}): {' and '.join(seen)}; "
+        f"sources: {_top_text(profile.syn_by_src, half)}; "
+        f"ports: {_top_text(profile.syn_by_dport, half)}"
+    )
+    why = (
+        "half-open entries are not ASSURED, so a full table evicts them (early_drop) instead "
+        "of dropping traffic, but they still cost memory and CPU and push out other young flows"
+    )
+    if profile.syn_recv:
+        why += (
+            "; SYN_RECV means the server answers every SYN (with SYN cookies once its backlog "
+            "is full): the table fills, not the server"
+        )
+    look = cmd("top", *args, "--state", "SYN_SENT,SYN_RECV", "--by", "src/24,dport")
+    top_src = profile.syn_by_src[0] if profile.syn_by_src else None
+    if top_src is not None and top_src[1] * 2 >= half:
+        src = top_src[0]
+        why += f"; one source sends most of them: block {src}"
+        return Finding(
+            "CT502",
+            Severity.WARN,
+            "SYN flood signature: half-open handshakes fill the table",
+            evidence,
+            why,
+            _act_or(args, ("block", src, "--ttl", "1h", "--reason", "SYN flood"), look),
+        )
+    port = profile.syn_by_dport[0][0] if profile.syn_by_dport else None
+    target = f"port {port}" if port is not None else "the port"
+    why += (
+        f"; from many sources (spoofed, nothing to block): SYNPROXY on {target} answers SYNs "
+        "with cookies before any entry is made (raw prerouting notrack of the SYNs, "
+        "'ct state invalid,untracked synproxy', then 'ct state invalid drop'; sysctls "
+        "net.netfilter.nf_conntrack_tcp_loose=0, net.ipv4.tcp_syncookies=1, "
+        f"net.ipv4.tcp_timestamps=1; the exact lines: {SYNPROXY_DOC})"
+    )
+    return Finding(
+        "CT502",
+        Severity.WARN,
+        "SYN flood signature: half-open handshakes fill the table",
+        evidence,
+        why,
+        look,
+    )
 
 
 def _act_or(args: tuple[str, ...], action: tuple[str, ...], investigate: str) -> str:

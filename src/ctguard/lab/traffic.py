@@ -180,6 +180,59 @@ def udp_flood(
     return sent
 
 
+MAX_SYNS = 100_000
+
+
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_flood(
+    namespace: LabNamespace,
+    source: str,
+    destination: str,
+    dport: int,
+    count: int,
+    deadline: float = DEFAULT_DEADLINE,
+) -> int:
+    """``count`` IPv4 TCP SYNs from ``source`` (ports 20000 and up), one handshake each.
+
+    Crafted on a raw socket: nothing in the sending namespace knows these
+    connections, so its kernel answers the server's SYN-ACKs with RSTs unless
+    the namespace drops them (then the server's entries stay SYN_RECV).
+    """
+    if count > MAX_SYNS or count > 65535 - 20000:
+        raise ValueError(f"at most {min(MAX_SYNS, 65535 - 20000)} SYNs per flood")
+    src, dst = socket.inet_aton(source), socket.inet_aton(destination)
+    with namespace.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent = 0
+    stop_at = time.monotonic() + deadline
+    with sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        for index in range(count):
+            if index % 1024 == 0 and time.monotonic() > stop_at:
+                break
+            sport = 20000 + index
+            # data offset 5 words, flags SYN, window 64240
+            tcp = struct.pack("!HHIIBBHHH", sport, dport, index * 7919, 0, 0x50, 0x02, 64240, 0, 0)
+            pseudo = struct.pack("!4s4sBBH", src, dst, 0, 6, len(tcp))
+            tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+            header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, dst)
+            try:
+                sock.sendto(header + tcp, (destination, 0))
+                sent += 1
+            except OSError:
+                continue
+    return sent
+
+
 def open_until_refused(
     namespace: LabNamespace,
     address: str,

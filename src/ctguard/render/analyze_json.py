@@ -46,7 +46,9 @@ def analyze_json(
             "state": _pairs(profile.by_state.most_common()),
             "flags": _pairs(profile.by_flags.most_common()),
         },
-        "syn_unreplied": profile.syn_unreplied,
+        "syn_half_open": profile.syn_half_open,
+        "syn_recv": profile.syn_recv,
+        "syn_sent_unreplied": profile.syn_sent_unreplied,
         "udp_unreplied": profile.udp_unreplied,
         "established": {
             "assured": profile.established_assured,
