@@ -495,3 +495,41 @@ def test_summary_beside_a_rehearsal_is_left_out_with_it():
     ]
     report = report_of("\n".join(lines))
     assert (report.suppressed, report.suppressed_unattributed, report.lab_lines) == (0, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("message", "table"),
+    [
+        ("arp_cache: neighbor table overflow!", "arp_cache"),  # net/core/neighbour.c
+        ("ndisc_cache: neighbor table overflow!", "ndisc_cache"),
+        ("Neighbour table overflow.", None),  # 2.6: no table named
+        ("neighbour: arp_cache: neighbor table overflow!", "arp_cache"),
+    ],
+)
+def test_neighbour_overflow_lines_are_their_own_kind(message, table):
+    record = parse_line(f"Nov 20 10:00:00 gw kernel: [5.0] {message}", 1, year=2026)
+    assert record.kind is LogKind.NEIGH_OVERFLOW and record.limiter == "net_ratelimit"
+    assert record.table == table
+
+
+def test_neighbour_overflow_episodes_per_table_and_their_summaries():
+    timeline = [
+        (0.0, "arp_cache: neighbor table overflow!"),
+        (4.0, "net_ratelimit: 30 callbacks suppressed"),
+        (5.0, "arp_cache: neighbor table overflow!"),
+        (6.0, "ndisc_cache: neighbor table overflow!"),
+        (6.5, TABLE_FULL),
+        (200.0, "arp_cache: neighbor table overflow!"),
+    ]
+    report = summary_report("dmesg", timeline)
+    assert [(e.table, e.lines, e.suppressed) for e in report.neighbour_episodes] == [
+        ("arp_cache", 2, 30),
+        ("ndisc_cache", 1, 0),
+        ("arp_cache", 1, 0),
+    ]
+    # the summary sat between two overflow lines: not conntrack's
+    assert (report.table_full_lines, report.suppressed, report.suppressed_unattributed) == (
+        1,
+        0,
+        0,
+    )

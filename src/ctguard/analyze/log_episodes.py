@@ -102,6 +102,9 @@ class Episode:
     lines: int = 0
     suppressed: int = 0
     minutes: dict[int, int] = field(default_factory=dict)
+    # a neighbour-table overflow episode: the table named (arp_cache,
+    # ndisc_cache, or "" when the line names none); None for conntrack's
+    table: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -150,6 +153,8 @@ class LogReport:
     # summaries of other rate limiters ("kauditd_printk_skb: N callbacks
     # suppressed"): never conntrack's
     suppressed_other_limiters: int = 0
+    # "neighbour table overflow" episodes, per table (their own, never conntrack's)
+    neighbour_episodes: list[Episode] = field(default_factory=list)
 
 
 def build_log_report(
@@ -178,6 +183,8 @@ def build_log_report(
     last_relevant: LogRecord | None = None
     last_episode: Episode | None = None
     printk_is_net = not any(r.kind is LogKind.RATELIMIT and r.limiter == "NET" for r in records)
+    neighbour_episodes: list[Episode] = []
+    open_neighbour: dict[str, Episode] = {}
     summaries: list[_Summary] = []
     waiting: list[_Summary] = []  # summaries whose next network-limiter message is not seen yet
     last_member: _Member | None = None
@@ -200,6 +207,17 @@ def build_log_report(
         elif record.kind is LogKind.LAB_TABLE_FULL:
             lab_lines += 1
             member = _Member(when, lab=True)
+        elif record.kind is LogKind.NEIGH_OVERFLOW:
+            table = record.table or ""
+            episode = open_neighbour.get(table)
+            if episode is None or _gap_exceeded(episode, when, gap):
+                episode = Episode(None, None, when, when, record.line_no, record.line_no)
+                episode.table = table
+                neighbour_episodes.append(episode)
+                open_neighbour[table] = episode
+            episode.add(record, when)
+            last_episode = episode
+            member = _Member(when, episode=episode)
         elif record.kind is LogKind.RATELIMIT:
             summary = _Summary(record.count, when, is_net_limiter(record.limiter, printk_is_net))
             summary.before = last_member
@@ -208,7 +226,7 @@ def build_log_report(
             continue  # a repeat after it repeats the message before it
         elif record.kind is LogKind.REPEATED:
             repeated = last_relevant.kind if last_relevant is not None else None
-            if repeated is LogKind.TABLE_FULL and last_episode:
+            if repeated in (LogKind.TABLE_FULL, LogKind.NEIGH_OVERFLOW) and last_episode:
                 last_episode.add(record, when, repeat=record.count)
             elif repeated is LogKind.LAB_TABLE_FULL:
                 lab_lines += record.count
@@ -250,13 +268,15 @@ def build_log_report(
         notes=notes,
         lab_lines=lab_lines,
         suppressed_other_limiters=suppressed_other,
+        neighbour_episodes=neighbour_episodes,
     )
 
 
 @dataclass
 class _Member:
-    """A message of the network rate limiter: a table-full line (with its
-    episode), a lab rehearsal's table-full line, or another user's line."""
+    """A message of the network rate limiter: a table-full or neighbour
+    overflow line (with its episode), a lab rehearsal's table-full line, or
+    another user's line."""
 
     when: float | None
     episode: Episode | None = None
@@ -279,7 +299,8 @@ class _Summary:
     after: _Member | None = None
 
     def owner(self) -> _Member | None:
-        """The table-full line it belongs to (the rule in the module docstring)."""
+        """The table-full line it belongs to (the rule in the module docstring);
+        a neighbour overflow line takes it the same way, for its own episode."""
         for member in (self.before, self.after):
             if member is not None and member.table_full and self._near(member):
                 return member

@@ -1,7 +1,8 @@
 """Checks over one snapshot: the verdict of `ctguard status` and `doctor`.
 
 Every finding has a stable code.  CT0xx: availability; CT1xx: table
-pressure and loss; CT2xx: sizing and memory; CT3xx: timeouts.
+pressure and loss; CT2xx: sizing and memory; CT3xx: timeouts; CT6xx: the
+neighbour tables that a NAT gateway for many clients fills alongside.
 """
 
 from __future__ import annotations
@@ -259,6 +260,39 @@ def check_timeouts(
     return findings
 
 
+def check_neighbours(snapshot: Snapshot, thresholds: Thresholds | None = None) -> list[Finding]:
+    """CT601: a neighbour table at or near gc_thresh3, or refusing entries since boot."""
+    thresholds = thresholds or Thresholds()
+    findings = []
+    for table in snapshot.neighbours:
+        fill = table.fill
+        refused = table.table_fulls or 0
+        if not refused and (fill is None or fill < thresholds.warn):
+            continue
+        evidence = (
+            f"{table.name}: {table.entries:,} entries of gc_thresh3 {table.gc_thresh3:,}"
+            if (fill is not None and table.entries is not None and table.gc_thresh3 is not None)
+            else f"{table.name}"
+        )
+        if fill is not None:
+            evidence += f" ({fill:.0%})"
+        if refused:
+            evidence += f"; {refused:,} new neighbours refused since boot (table_fulls)"
+        findings.append(
+            Finding(
+                "CT601",
+                Severity.WARN,
+                f"the {table.family} neighbour table is "
+                + ("overflowing" if refused else "close to gc_thresh3"),
+                evidence,
+                "above gc_thresh3 the kernel refuses new neighbours ('neighbour table "
+                "overflow'): hosts on the LAN become unreachable, whatever conntrack says",
+                "ctguard advise",
+            )
+        )
+    return findings
+
+
 def check_snapshot(
     snapshot: Snapshot, metrics: TableMetrics, thresholds: Thresholds | None = None
 ) -> list[Finding]:
@@ -268,4 +302,5 @@ def check_snapshot(
         findings += check_pressure(snapshot, metrics, thresholds)
         findings += check_sizing(snapshot, metrics)
         findings += check_timeouts(snapshot, metrics, thresholds)
+    findings += check_neighbours(snapshot, thresholds)
     return sorted(findings, key=lambda f: (-f.severity, f.code))

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         from ctguard.render.logs_text import render_logs
 
         render_logs(make_console(env), report, source.label, names)
-    return ExitStatus.WARN if report.episodes else ExitStatus.OK
+    return ExitStatus.WARN if report.episodes or report.neighbour_episodes else ExitStatus.OK
 
 
 def run_trace(args: argparse.Namespace, env: Environment) -> ExitStatus:

@@ -383,6 +383,49 @@ _SYSCTLS = [
     ),
 ]
 
+_NEIGH_SHARED = (
+    " Set as net.ipv4.neigh.default.{key} (ARP) and net.ipv6.neigh.default.{key} (NDISC);"
+    " the table and this threshold are the kernel's, shared by every network namespace, and"
+    " can be set in the initial namespace only. A NAT gateway or router for many clients"
+    " fills this table alongside conntrack's."
+)
+
+
+def _neigh(key: str, summary: str, text: str) -> Topic:
+    return Topic(
+        key,
+        SYSCTL,
+        summary,
+        text + _NEIGH_SHARED.format(key=key),
+        sysctl=f"net.ipv4.neigh.default.{key}",
+        value=Source("neighbour", key),
+        see_also=tuple(k for k in ("gc_thresh1", "gc_thresh2", "gc_thresh3") if k != key),
+    )
+
+
+_NEIGHBOUR = [
+    _neigh(
+        "gc_thresh1",
+        "neighbour entries the garbage collector always leaves alone (default 128)",
+        "Below this many entries in the neighbour table, the periodic garbage collector "
+        "removes nothing.",
+    ),
+    _neigh(
+        "gc_thresh2",
+        "the neighbour table's soft limit (default 512)",
+        "Above this many entries, adding one runs a forced garbage collection when the "
+        "last one was more than 5 seconds ago.",
+    ),
+    _neigh(
+        "gc_thresh3",
+        "the neighbour table's hard limit (default 1024)",
+        "At this many entries, adding one runs a forced garbage collection; when it frees "
+        "nothing the new neighbour is refused, the kernel logs 'arp_cache: neighbor table "
+        "overflow!' (older: 'Neighbour table overflow.'), the table_fulls counter of "
+        "/proc/net/stat/arp_cache grows, and packets to that host are lost.",
+    ),
+]
+
 _TIMEOUT_NOTES = {
     "tcp_timeout_established": "The famous 5 days: an ESTABLISHED entry whose peer vanished "
     "without FIN or RST stays that long (6.x shortens it to 300 s after out-of-window RST/FIN "
@@ -568,10 +611,18 @@ TOPICS: tuple[Topic, ...] = (
     *_TCP_STATES,
     *_FLAGS,
     *_SYSCTLS,
+    *_NEIGHBOUR,
     *_TIMEOUTS,
     *_COUNTERS,
 )
-_PREFIXES = ("net.netfilter.", "net.ipv4.netfilter.", "nf_conntrack_", "ip_conntrack_")
+_PREFIXES = (
+    "net.netfilter.",
+    "net.ipv4.netfilter.",
+    "net.ipv4.neigh.default.",
+    "net.ipv6.neigh.default.",
+    "nf_conntrack_",
+    "ip_conntrack_",
+)
 
 
 def normalize(name: str) -> str:
@@ -629,6 +680,15 @@ def host_value(topic: Topic, snapshot: Snapshot) -> HostValue | None:
         if setting.default is not None and setting.seconds != setting.default:
             shown += f", default {setting.default} s"
         return HostValue(source.key, setting.seconds, shown, setting.default)
+    if source.what == "neighbour":
+        values = {t.family: getattr(t, source.key) for t in snapshot.neighbours}
+        if not values:
+            return HostValue(source.key, None, "not visible here (initial namespace only)")
+        shown = ", ".join(
+            f"{family} {value:,}" if value is not None else f"{family} not read"
+            for family, value in values.items()
+        )
+        return HostValue(source.key, values.get("ipv4"), shown)
     counters = snapshot.counters
     if counters is None:
         return HostValue(source.key, None, "counters not read")

@@ -36,6 +36,13 @@ PROC_FILES = (
     "sys/net/core/message_burst",
     "net/stat/nf_conntrack",
     "net/stat/ip_conntrack",
+    "net/stat/arp_cache",
+    "net/stat/ndisc_cache",
+    *(
+        f"sys/net/{family}/neigh/default/{key}"
+        for family in ("ipv4", "ipv6")
+        for key in ("gc_thresh1", "gc_thresh2", "gc_thresh3", "gc_stale_time")
+    ),
 )
 PROC_DIRS = ("sys/net/netfilter", "sys/net/ipv4/netfilter")
 TABLE_FILES = ("net/nf_conntrack", "net/ip_conntrack")

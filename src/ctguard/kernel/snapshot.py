@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from ctguard.errors import AccessDenied, CtguardError, ParseError
+from ctguard.kernel.neighbours import read_neighbour_tables
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
 from ctguard.model.kernel_defaults import timeout_default
 from ctguard.model.netns_ref import NetnsRef
@@ -252,6 +253,7 @@ def read_snapshot(
         module_params=params,
         module_users=users,
         notes=tuple(notes),
+        neighbours=read_neighbour_tables(root, notes),
         taken_at=taken_at,
         taken_monotonic=taken_monotonic,
     )

@@ -42,6 +42,7 @@ FINDING_TOPICS = {
     "CT505": "ASSURED",
     "CT506": "TIME_WAIT",
     "CT508": "ASSURED",
+    "CT601": "gc_thresh3",
 }
 
 

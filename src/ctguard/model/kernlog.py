@@ -14,6 +14,9 @@ class LogKind(enum.Enum):
     # "<limiter>: N callbacks suppressed" / "printk|NET: N messages suppressed."
     # (see ctguard.analyze.log_episodes for whose they are)
     RATELIMIT = "ratelimit"
+    # "arp_cache: neighbor table overflow!" (and ndisc_cache; 2.6: "Neighbour
+    # table overflow."): the neighbour table, not conntrack's
+    NEIGH_OVERFLOW = "neighbour_overflow"
     REPEATED = "repeated"  # syslog: last message repeated N times
     # `ctguard lab` marks the namespaces it makes: "ctguard-lab: run=ID
     # netns=INUM added" when one is made, "ctguard-lab: run=ID closed" once
@@ -43,3 +46,5 @@ class LogRecord:
     # "__ratelimit", "printk", "NET" or the calling function); for a message
     # known to go through net_ratelimit() (table full, ...), "net_ratelimit"
     limiter: str | None = None
+    # NEIGH_OVERFLOW: the table the kernel names (arp_cache, ndisc_cache), else None
+    table: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ctguard.model.neighbours import NeighbourTable
 from ctguard.model.netns_ref import NetnsRef
 from ctguard.model.slab import SlabCache
 
@@ -62,6 +63,8 @@ class Snapshot:
     module_params: dict[str, str] = field(default_factory=dict)
     module_users: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # the kernel's neighbour tables (initial namespace only; see kernel/neighbours.py)
+    neighbours: tuple[NeighbourTable, ...] = ()
     # When it was read: wall clock (epoch seconds; for a bundle, when it was
     # captured, if it says) and, live only, the monotonic clock that rates
     # between two snapshots are computed on.

@@ -44,6 +44,12 @@ _TABLE_FULL = re.compile(
     r"(?: in netns (\d+))?"
 )
 _EXPECT_FULL = re.compile(r"\b(?:ip|nf)_conntrack: (?:nf_conntrack: )?expectation table full")
+# net/core/neighbour.c neigh_alloc(): "%s: neighbor table overflow!" with the
+# table id, "neighbour: " before it where the file sets pr_fmt; 2.6
+# route.c/ndisc.c: "Neighbour table overflow." (no table named).
+_NEIGH_OVERFLOW = re.compile(
+    r"^(?:neighbour: )?(?:([\w-]+): )?neighbou?r table overflow", re.IGNORECASE
+)
 _VMALLOC = re.compile(r"\bnf_conntrack: falling back to vmalloc")
 # The summary lines every kernel era printed (lib/ratelimit.c since 2.6.26:
 # "<name>: N callbacks suppressed", the name being "__ratelimit" until 2.6.34
@@ -89,6 +95,8 @@ def classify_message(message: str) -> tuple[LogKind, int, int | None, str | None
     match = _RATELIMIT.match(message)
     if match:
         return LogKind.RATELIMIT, int(match.group(2) or match.group(4)), None, None
+    if _NEIGH_OVERFLOW.match(message):
+        return LogKind.NEIGH_OVERFLOW, 0, None, None
     if _EXPECT_FULL.search(message):
         return LogKind.EXPECT_FULL, 0, None, None
     if _VMALLOC.search(message):
@@ -104,11 +112,17 @@ def message_limiter(kind: LogKind, message: str) -> str | None:
     if kind is LogKind.RATELIMIT:
         match = _RATELIMIT.match(message)
         return (match.group(1) or match.group(3)) if match else None
-    if kind in (LogKind.TABLE_FULL, LogKind.EXPECT_FULL):
+    if kind in (LogKind.TABLE_FULL, LogKind.EXPECT_FULL, LogKind.NEIGH_OVERFLOW):
         return NET_RATELIMIT  # net_warn_ratelimited() / if (net_ratelimit()) printk()
     if kind is LogKind.OTHER and _NET_RATELIMITED.match(message):
         return NET_RATELIMIT
     return None
+
+
+def neighbour_table(message: str) -> str | None:
+    """The table an overflow line names (arp_cache, ndisc_cache), or None."""
+    match = _NEIGH_OVERFLOW.match(message)
+    return match.group(1) if match else None
 
 
 def _lab_kind(message: str) -> tuple[LogKind, int, int | None, str | None]:
@@ -178,7 +192,10 @@ def parse_line(line: str, line_no: int, *, year: int) -> LogRecord:
         if match := _REPEATED.search(rest):  # syslogd's own "last message repeated"
             kind, count = LogKind.REPEATED, int(match.group(1))
     limiter = message_limiter(kind, rest) if kernel else None
-    return LogRecord(line_no, kind, wall, year_known, mono, host, rest, count, netns, vps, limiter)
+    table = neighbour_table(rest) if kind is LogKind.NEIGH_OVERFLOW else None
+    return LogRecord(
+        line_no, kind, wall, year_known, mono, host, rest, count, netns, vps, limiter, table
+    )
 
 
 def _split_tag(rest: str) -> tuple[str | None, str, bool]:
@@ -220,6 +237,7 @@ def iter_records(lines: Iterable[str], *, year: int | None = None) -> Iterator[L
                         netns=netns,
                         vps=vps,
                         limiter=message_limiter(kind, joined),
+                        table=neighbour_table(joined) if kind is LogKind.NEIGH_OVERFLOW else None,
                     )
                     pending = None
                     break

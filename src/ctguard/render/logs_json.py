@@ -52,6 +52,18 @@ def logs_json(report: LogReport, source: str, netns_names: dict[int, str]) -> di
             for minute, count in timeline(report.episodes)
         ],
         "lab_table_full_lines": report.lab_lines,
+        "neighbour_overflow": [
+            {
+                "table": episode.table or None,
+                "start": axis.show(episode.start),
+                "end": axis.show(episode.end),
+                "lines": episode.lines,
+                "suppressed": episode.suppressed,
+                "first_line": episode.first_line,
+                "last_line": episode.last_line,
+            }
+            for episode in report.neighbour_episodes
+        ],
         "records": report.records,
         "notes": report.notes,
     }

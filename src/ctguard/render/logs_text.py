@@ -109,6 +109,18 @@ def render_logs(
                 style="dim",
             )
         )
+    for episode in report.neighbour_episodes:
+        axis = report.axis
+        suppressed = f", + up to {episode.suppressed:,} suppressed" if episode.suppressed else ""
+        console.print(
+            Text(
+                f"neighbour table overflow ({episode.table or 'table not named'}): "
+                f"{episode.lines:,} lines{suppressed}, {axis.show(episode.start) or '?'} to "
+                f"{axis.show(episode.end) or '?'}: new neighbours refused above gc_thresh3 "
+                "(ctguard explain gc_thresh3)",
+                style="yellow",
+            )
+        )
     if report.expectation_full_lines:
         console.print(
             Text(

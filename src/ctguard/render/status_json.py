@@ -85,6 +85,21 @@ def status_json(report: StatusReport) -> dict[str, Any]:
                 for t in snap.timeouts
             ],
             "settings": snap.settings,
+            "neighbours": [
+                {
+                    "family": t.family,
+                    "table": t.name,
+                    "entries": t.entries,
+                    "gc_thresh1": t.gc_thresh1,
+                    "gc_thresh2": t.gc_thresh2,
+                    "gc_thresh3": t.gc_thresh3,
+                    "gc_stale_time": t.gc_stale_time,
+                    "fill": None if t.fill is None else round(t.fill, 6),
+                    "table_fulls": t.table_fulls,
+                    "forced_gc_runs": t.forced_gc_runs,
+                }
+                for t in snap.neighbours
+            ],
             "module_params": snap.module_params,
             "module_users": list(snap.module_users),
             "verdict": report.verdict.label,

@@ -104,6 +104,20 @@ def render_defaults_section(report: StatusReport) -> Table:
     return table
 
 
+def render_neighbours_section(report: StatusReport) -> Table:
+    grid = _grid()
+    for table in report.snapshot.neighbours:
+        fill = "" if table.fill is None else f" ({table.fill:.0%})"
+        line = Text(
+            f"{_num(table.entries)} entries of gc_thresh3 {_num(table.gc_thresh3)}{fill}; "
+            f"gc_thresh1 {_num(table.gc_thresh1)}, gc_thresh2 {_num(table.gc_thresh2)}"
+        )
+        if table.table_fulls:
+            line.append(f"; {table.table_fulls:,} refused (table_fulls)", style="yellow")
+        grid.add_row(f"{table.family} ({table.name})", line)
+    return grid
+
+
 def render_timeouts_section(report: StatusReport) -> Table:
     by_proto: dict[str, list[Text]] = defaultdict(list)
     for setting in report.snapshot.timeouts:
@@ -166,6 +180,8 @@ def render_status(console: Any, report: StatusReport, *, with_findings: bool = T
         ("sizing", render_defaults_section(report)),
         ("timeouts (seconds, * = changed)", render_timeouts_section(report)),
     ]
+    if snap.neighbours:
+        sections.append(("neighbour tables (all namespaces)", render_neighbours_section(report)))
     if with_findings:
         sections.append(("findings", render_findings(report.findings)))
     for heading, section in sections:
