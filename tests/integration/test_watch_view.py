@@ -161,3 +161,26 @@ def test_renders_with_and_without_colour(tmp_path: Path, monkeypatch: Any, no_co
 
     drive(app, steps)
     assert "192.0.2.10" in texts[0]
+
+
+def test_notrack_on_a_port_shows_its_plan_and_cancel_changes_nothing(tmp_path: Path) -> None:
+    app = WatchApp(session_for(tmp_path))
+    seen: list[str] = []
+
+    async def steps(pilot: Any) -> None:
+        await pilot.press("g", "g", "g")  # source -> /24 -> destination -> port
+        seen.append(screen_text(app))
+        await pilot.press("n")
+        await pilot.pause()
+        seen.append(screen_text(app))
+        await pilot.press("escape")
+        await pilot.pause()
+        seen.append(screen_text(app))
+
+    drive(app, steps)
+    ports, plan, after = seen
+    assert "destination port" in ports and "80" in ports
+    assert "notrack" in plan and "port 80" in plan and "apply this plan?" in plan
+    assert "cancelled, nothing changed" in after
+    state = tmp_path / "state"
+    assert not state.exists() or not any(state.rglob("*"))

@@ -85,3 +85,47 @@ def test_watch_sees_the_count_and_the_top_source_change_and_blocks_it(
     assert last is not None and last.id == app.applied[-1]  # journaled: rollback undoes it
     conntrack = ns.exec(["conntrack", "-L", "-s", "198.18.0.77"], check=False)
     assert "src=198.18.0.77" not in conntrack, "the blocked source's entries are deleted"
+
+
+def test_all_netns_lists_namespaces_and_enter_shows_one(lab: Any, tmp_path: Path) -> None:
+    ns = lab.add_namespace("watchall")
+    ns.enable_conntrack()
+    assert fill_table(ns, flows("198.18.0.9", 12))[0] == 12
+    session = WatchSession(
+        KernelRoot.live(),
+        None,
+        environ={"CTGUARD_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/sbin:/usr/bin"},
+        is_root=True,
+        interval=0.5,
+        kernel_log=False,
+    )
+    app = WatchApp(session, show_namespaces=True)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        from textual.widgets import DataTable
+
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause(0.5)
+            spaces = app.query_one("#namespaces", DataTable)
+            labels = [str(spaces.get_row_at(i)[0]) for i in range(spaces.row_count)]
+            seen["labels"] = labels
+            index = next(i for i, label in enumerate(labels) if ns.name in label)
+            spaces.move_cursor(row=index)
+            await pilot.press("enter")
+            for _ in range(100):
+                header = app.last_header
+                if app.session.top.last is not None and header is not None and header.count == 12:
+                    break
+                await pilot.pause(0.1)
+            seen["label"] = app.session.label
+            seen["count"] = app.last_header.count if app.last_header else None
+            seen["top"] = top_row(app)
+            await pilot.press("q")
+
+    asyncio.run(main())
+    session.stop()
+    assert any(ns.name in label for label in seen["labels"])
+    assert ns.name in seen["label"]
+    assert seen["count"] == 12
+    assert seen["top"] == ("198.18.0.9", "12")
