@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 def tmux(server: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["tmux", "-L", server, *args], capture_output=True, text=True, timeout=20, check=False
+        ["tmux", "-S", server, *args], capture_output=True, text=True, timeout=20, check=False
     )
 
 
@@ -37,7 +36,7 @@ def wait_for(check: object, seconds: float) -> bool:
 
 @pytest.mark.parametrize("key", ["q", "C-c"])
 def test_watch_in_tmux_draws_and_quits_cleanly(tmp_path: Path, key: str) -> None:
-    server = f"ctguard-watch-{uuid.uuid4().hex[:8]}"
+    server = str(tmp_path / "tmux.sock")  # the server's socket: removed with tmp_path
     status = tmp_path / "status"
     command = (
         f"cd {shlex.quote(os.getcwd())} && {shlex.quote(sys.executable)} -m ctguard watch "
@@ -46,7 +45,7 @@ def test_watch_in_tmux_draws_and_quits_cleanly(tmp_path: Path, key: str) -> None
     env = {**os.environ, "CTGUARD_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color"}
     try:
         started = subprocess.run(
-            ["tmux", "-L", server, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y",
+            ["tmux", "-S", server, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y",
              "24", "bash", "-c", command],
             env=env, capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
@@ -74,7 +73,7 @@ def test_watch_in_tmux_draws_and_quits_cleanly(tmp_path: Path, key: str) -> None
 
 def test_watch_exits_when_its_terminal_closes(tmp_path: Path) -> None:
     """A closed SSH session: the terminal goes away (SIGHUP), the view must not linger."""
-    server = f"ctguard-watch-{uuid.uuid4().hex[:8]}"
+    server = str(tmp_path / "tmux.sock")  # the server's socket: removed with tmp_path
     pid_file = tmp_path / "pid"
     command = (
         f"cd {shlex.quote(os.getcwd())} && echo $$ > {shlex.quote(str(pid_file))} && "
@@ -84,7 +83,7 @@ def test_watch_exits_when_its_terminal_closes(tmp_path: Path) -> None:
     pid = None
     try:
         subprocess.run(
-            ["tmux", "-L", server, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y",
+            ["tmux", "-S", server, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y",
              "24", "bash", "-c", command],
             env=env, capture_output=True, text=True, timeout=20, check=True,
         )  # fmt: skip
