@@ -293,3 +293,126 @@ def test_a_ruleset_the_kernel_refuses_fails_before_anything_is_written(lab, tmp_
         apply_plan(plan, journal, System())
     assert not state_file.exists() and journal.all() == []
     assert "ctguard" not in ns.exec(["nft", "list", "ruleset"])
+
+
+def udp_arrives(server, server_addr: str, client, client_addr: str, sport: int) -> bool:
+    """Whether one datagram from ``client_addr:sport`` reaches a socket on ``server_addr``."""
+    import socket
+
+    with server.entered():
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with client.entered():
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with receiver, sender:
+        receiver.bind((server_addr, 5353))
+        receiver.settimeout(1.0)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sender.bind((client_addr, sport))
+        sender.sendto(b"reply", (server_addr, 5353))
+        try:
+            return receiver.recv(64) == b"reply"
+        except TimeoutError:
+            return False
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_qualified_block_drops_only_the_named_protocol_and_port(
+    topology, tmp_path: Path, backend: str
+) -> None:
+    server, (client_a, a_addr, server_a), (_, b_addr, _) = topology
+    env = env_for(tmp_path)
+    ruleset_before = others_rules(server, backend)
+    assert udp_arrives(server, server_a, client_a, a_addr, 53)  # before: it passes
+    result = run_cli(
+        "block",
+        a_addr,
+        "--proto",
+        "udp",
+        "--sport",
+        "53",
+        "--backend",
+        backend,
+        "--netns",
+        server.name,
+        "--yes",
+        environ=env,
+    )
+    assert result.status == ExitStatus.OK, result.stderr
+    also = run_cli("block", b_addr, "--netns", server.name, "--yes", environ=env)
+    assert also.status == ExitStatus.OK, also.stderr
+    with TcpServer(server, server_a, 8090):
+        assert not udp_arrives(server, server_a, client_a, a_addr, 53)  # the named traffic
+        assert entries(server, "-p", "udp", "-s", a_addr, "--sport", "53") == []  # at raw
+        assert udp_arrives(server, server_a, client_a, a_addr, 5300)  # another port passes
+        tcp = open_tcp_connections(client_a, server_a, 8090, 2)
+        assert len(tcp) == 2  # TCP from the same source passes
+        for sock in tcp:
+            sock.close()
+    listed = run_cli("blocked", "--netns", server.name, "--json", environ=env).json()
+    assert listed["loaded"] is True
+    assert [(b["network"], b["proto"], b["sport"], b["dport"]) for b in listed["blocks"]] == [
+        (f"{a_addr}/32", "udp", 53, None),
+        (f"{b_addr}/32", None, None, None),
+    ]
+    plain = run_cli("unblock", a_addr, "--netns", server.name, "--yes", environ=env)
+    assert plain.status == ExitStatus.USAGE  # only the qualified block exists: named exactly
+    assert f"{a_addr}/32 udp sport 53" in plain.stderr
+    exact = ["unblock", a_addr, "--proto", "udp", "--sport", "53", "--netns", server.name]
+    done = run_cli(*exact, "--yes", environ=env)
+    assert done.status == ExitStatus.OK, done.stderr
+    assert udp_arrives(server, server_a, client_a, a_addr, 53)
+    listed = run_cli("blocked", "--netns", server.name, "--json", environ=env).json()
+    assert [b["network"] for b in listed["blocks"]] == [f"{b_addr}/32"]
+    assert run_cli("unblock", "--all", "--netns", server.name, "--yes", environ=env).status == 0
+    assert others_rules(server, backend) == ruleset_before
+    assert no_ctguard_left(server)
+
+
+def iptables_trace_matches(ns) -> int:
+    saved = ns.exec(["iptables-save", "-c", "-t", "mangle"])
+    rules = [line for line in saved.splitlines() if "-A CTGUARD-TRACE" in line]
+    return sum(int(line.split(":")[0].lstrip("[")) for line in rules)
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_qualified_trace_matches_only_the_named_traffic(
+    topology, tmp_path: Path, backend: str
+) -> None:
+    from ctguard.lab.traffic import send_udp
+
+    server, (client, client_addr, server_addr), (other, _, other_server) = topology
+    env = env_for(tmp_path)
+    result = run_cli(
+        "trace",
+        "--src",
+        client_addr,
+        "--dst",
+        server_addr,
+        "--proto",
+        "udp",
+        "--dport",
+        "5353",
+        "--backend",
+        backend,
+        "--ttl",
+        "1m",
+        "--netns",
+        server.name,
+        "--yes",
+        environ=env,
+    )
+    assert result.status == ExitStatus.OK, result.stderr
+    matches = trace_matches if backend == "nft" else iptables_trace_matches
+    # Each UDP packet of an unanswered flow is "new": send one to the traced port.
+    assert send_udp(client, server_addr, [5353, 5354, 5355]) == 3
+    assert send_udp(other, other_server, [5353]) == 1  # another source
+    with TcpServer(server, server_addr, 5353):
+        tcp = open_tcp_connections(client, server_addr, 5353, 2)  # TCP to the same port
+        assert len(tcp) == 2
+        for sock in tcp:
+            sock.close()
+    assert wait_until(lambda: len(entries(server, "-p", "udp")) == 4)
+    assert matches(server) == 1  # the UDP datagram to 5353 from that source, nothing else
+    stopped = run_cli("trace", "--remove", "--netns", server.name, "--yes", environ=env)
+    assert stopped.status == ExitStatus.OK, stopped.stderr
+    assert no_ctguard_left(server)

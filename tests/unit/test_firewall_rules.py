@@ -34,7 +34,21 @@ STATES = {
             Block("192.0.2.1/32", NOW - 100, NOW - 1, "expired: not rendered"),
         )
     ),
+    "block-qualified": FirewallState(
+        blocks=(
+            Block("50.2.6.12/32", NOW - 10, NOW + 3600, "resolver replies", "udp", 53),
+            Block("50.2.6.0/24", NOW - 10, None, "", "tcp", None, 443),
+            Block("2001:db8::/64", NOW - 10, NOW + 600, "", "sctp", 5000, 6000),
+            Block("2001:db8:1::7/128", NOW - 10, None, "", "icmpv6"),
+            Block("198.51.100.9/32", NOW - 10, NOW + 60, "every packet"),
+            Block("198.51.100.7/32", NOW - 10, None, "", "icmp"),
+        )
+    ),
     "trace": FirewallState(trace=Trace(NOW + 600, "10.0.0.0/8", 53, "udp", 5)),
+    "trace-qualified": FirewallState(
+        trace=Trace(NOW + 600, "2001:db8::/32", 53, "any", 5, "2001:db8:1::/48", 1024)
+    ),
+    "trace-icmp": FirewallState(trace=Trace(NOW + 600, None, None, "icmp", 5, "192.0.2.1/32")),
     "everything": FirewallState(
         notrack=(NotrackRule("tcp", (8080,)),),
         blocks=(Block("203.0.113.9/32", NOW, NOW + 60, "x"),),
@@ -197,3 +211,65 @@ def test_block_merging_never_leaves_overlapping_intervals() -> None:
         ("10.9.0.0/24", NOW + 60),
         ("10.8.0.0/16", None),
     ]
+
+
+def test_a_version_1_state_file_is_read_and_written_back_as_version_2() -> None:
+    v1 = {
+        "version": 1,
+        "notrack": [],
+        "blocks": [{"network": "203.0.113.7/32", "added": NOW, "expires": None, "reason": "x"}],
+        "trace": {"expires": NOW + 60, "src": None, "dport": 53, "proto": "udp"},
+        "backend": "nft",
+    }
+    state = FirewallState.from_dict(v1)
+    assert state.blocks == (Block("203.0.113.7/32", NOW, None, "x"),)
+    assert not state.blocks[0].qualified  # a version 1 block drops every packet
+    assert state.trace == Trace(NOW + 60, None, 53, "udp")
+    assert state.to_dict()["version"] == 2
+    assert state.to_dict()["blocks"][0]["proto"] is None
+    with pytest.raises(ValueError, match="newer"):
+        FirewallState.from_dict({**v1, "version": 99})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["block", "203.0.113.7", "--sport", "53"], "--sport needs a protocol with ports"),
+        (["block", "203.0.113.7", "--proto", "icmp", "--dport", "1"], "--proto icmp has none"),
+        (["block", "2001:db8::1", "--proto", "icmp"], "only for IPv4"),
+        (["block", "203.0.113.7", "--proto", "udp", "--sport", "70000"], "not a port"),
+        (["unblock", "203.0.113.7", "--dport", "443"], "--dport needs a protocol"),
+        (["trace", "--proto", "gre", "--sport", "1"], "--proto gre has none"),
+        (["trace", "--src", "10.0.0.0/8", "--dst", "2001:db8::/32"], "different IP versions"),
+    ],
+)
+def test_ports_without_a_protocol_that_has_them_are_usage_errors(
+    argv: list[str], message: str
+) -> None:
+    from ctguard.cli.env import ExitStatus
+    from tests.conftest import run_cli
+
+    result = run_cli(*argv)
+    assert result.status == ExitStatus.USAGE == 64
+    assert message in result.stderr
+
+
+def test_blocks_of_different_protocols_or_ports_do_not_merge() -> None:
+    from ctguard.rules.model import merge_blocks
+
+    plain = Block("10.9.0.0/24", NOW, None)
+    udp53 = Block("10.9.0.5/32", NOW, None, "", "udp", 53)
+    tcp = Block("10.9.0.5/32", NOW, None, "", "tcp", 53)
+    wider_udp53 = Block("10.9.0.0/16", NOW, None, "", "udp", 53)
+    blocks, notes = merge_blocks((plain, udp53), (tcp, wider_udp53))
+    assert blocks == (plain, wider_udp53, tcp) and notes == []
+    assert udp53.label() == "10.9.0.5/32 udp sport 53"
+
+
+def test_conntrack_deletion_matches_the_qualified_block() -> None:
+    from ctguard.plan.firewall import conntrack_match
+
+    assert conntrack_match(None, None, None) == ()
+    assert conntrack_match("udp", 53, None) == ("-p", "udp", "--sport", "53")
+    assert conntrack_match("tcp", None, 443) == ("-p", "tcp", "--dport", "443")
+    assert conntrack_match("esp", None, None) is None  # conntrack cannot select it

@@ -34,19 +34,27 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             if state.backend == "nft":
                 loaded = reader.nft_table_exists()
             else:
-                versions = {b.version for b in state.blocks}
+                versions = {b.version for b in state.blocks if not b.qualified}
                 loaded = all(reader.ipset_exists(set_name(v)) for v in versions)
+                if any(b.qualified for b in state.blocks):
+                    saved = reader.iptables_save("iptables", "raw")
+                    saved += reader.iptables_save("ip6tables", "raw")
+                    loaded = loaded and "CTGUARD-PRE" in saved
         except CtguardError:
             loaded = None
     rows = [
         {
             "network": b.network,
+            "proto": b.proto,
+            "sport": b.sport,
+            "dport": b.dport,
             "seconds_left": b.seconds_left(now),
             "reason": b.reason,
             "added": b.added,
         }
         for b in sorted(state.blocks, key=lambda b: b.added)
     ]
+    labels = [b.label() for b in sorted(state.blocks, key=lambda b: b.added)]
     if args.json:
         write_json(
             env,
@@ -57,11 +65,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if not rows:
         console.print(f"nothing blocked by ctguard in {target.label}")
         return ExitStatus.OK
-    for row in rows:
+    for label, row in zip(labels, rows, strict=True):
         left = row["seconds_left"]
         when = "until unblocked" if left is None else f"{humanize_seconds(int(left))} left"
         reason = f"  {row['reason']}" if row["reason"] else ""
-        console.print(f"{row['network']:<40} {when:<16}{reason}")
+        console.print(f"{label:<44} {when:<16}{reason}")
     if loaded is False:
         console.print(
             f"warning: ctguard's {state.backend} rules are not loaded (a reboot, or removed by "

@@ -16,7 +16,7 @@ from ctguard.errors import UsageError
 from ctguard.gather import firewall_actions
 from ctguard.plan.actions import Plan
 from ctguard.plan.firewall import FirewallTarget
-from ctguard.rules.model import FirewallState
+from ctguard.rules.model import MATCH_PROTOCOLS, FirewallState, check_match, parse_port
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -35,6 +35,29 @@ def add_firewall_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_change_options(parser)
+
+
+def add_match_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--proto/--sport/--dport of `block` and `unblock` (ports need tcp/udp/sctp/dccp)."""
+    parser.add_argument(
+        "--proto",
+        choices=MATCH_PROTOCOLS,
+        help=f"{what} only this protocol of the source's packets (default: every packet)",
+    )
+    parser.add_argument(
+        "--sport", metavar="PORT", help="only packets from this port of the source (needs --proto)"
+    )
+    parser.add_argument("--dport", metavar="PORT", help="only packets to this port (needs --proto)")
+
+
+def parse_match(
+    args: argparse.Namespace, versions: set[int]
+) -> tuple[str | None, int | None, int | None]:
+    """(proto, sport, dport) of the options, checked (a usage error, exit 64, when wrong)."""
+    sport = parse_port(args.sport, "--sport")
+    dport = parse_port(args.dport, "--dport")
+    check_match(args.proto, sport, dport, versions)
+    return args.proto, sport, dport
 
 
 def parse_duration(text: str, option: str) -> int | None:

@@ -81,10 +81,10 @@ def nft_check(script: str, netns: NetnsRef | None = None) -> None:
     checked(["nft", "--check", "-f", "-"], netns, stdin=script)
 
 
-def delete_entries(network: str, netns: NetnsRef | None) -> int:
-    """Delete entries whose original source is in ``network``; how many went."""
+def delete_entries(network: str, netns: NetnsRef | None, match: tuple[str, ...] = ()) -> int:
+    """Delete entries whose original source is in ``network`` (and ``match``); how many went."""
     family = ["-f", "ipv6"] if ":" in network else []
-    done = run_tool(["conntrack", "-D", *family, "-s", network], netns)
+    done = run_tool(["conntrack", "-D", *family, "-s", network, *match], netns)
     text = done.stderr + done.stdout
     for line in text.splitlines():
         if "flow entries have been deleted" in line:

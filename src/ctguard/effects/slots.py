@@ -233,7 +233,7 @@ def write_slot(system: System, action: Action, value: str | None) -> None:
         from ctguard.effects.commands import delete_entries
 
         for network in action.networks:
-            delete_entries(network, action.netns)
+            delete_entries(network, action.netns, action.match)
         return
     if isinstance(action, WriteFile):
         _write_file(action, value)

@@ -23,9 +23,22 @@ from ctguard.errors import UsageError
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
-from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall, with_backend
+from ctguard.plan.firewall import (
+    FirewallTarget,
+    conntrack_match,
+    load_firewall_state,
+    plan_firewall,
+    with_backend,
+)
 from ctguard.rules.backends.nft import TABLE
-from ctguard.rules.model import Block, FirewallState, NotrackRule, Trace, merge_blocks
+from ctguard.rules.model import (
+    Block,
+    FirewallState,
+    NotrackRule,
+    Trace,
+    match_label,
+    merge_blocks,
+)
 from ctguard.rules.safety import check_block_targets, protected_networks
 
 
@@ -77,20 +90,35 @@ def block_plan(
     backend: str = "auto",
     force: bool = False,
     keep_entries: bool = False,
+    match: tuple[str | None, int | None, int | None] = (None, None, None),
 ) -> Plan:
-    """`ctguard block NETWORKS --ttl ... --reason ...`'s plan."""
+    """`ctguard block NETWORKS --ttl ... --reason ... [--proto --sport --dport]`'s plan.
+
+    ``match`` (proto, sport, dport) must have passed rules.model.check_match.
+    """
     check_block_targets(networks, protected_networks(target.netns, environ), force=force)
     state = current_state(target, backend).live(now)
     wanted = {str(n) for n in networks}
-    added = tuple(Block(str(n), now, None if ttl is None else now + ttl, reason) for n in networks)
+    expires = None if ttl is None else now + ttl
+    added = tuple(Block(str(n), now, expires, reason, *match) for n in networks)
     blocks, overlap_notes = merge_blocks(state.blocks, added)
+    notes = [*overlap_notes, "blocks are runtime state: they are gone after a reboot"]
+    deletion = conntrack_match(*match)
+    if deletion is None and not keep_entries:
+        notes.append(
+            f"conntrack cannot select {match[0]} entries: their existing entries stay "
+            "(they time out; new packets are dropped)"
+        )
+    qualifier = match_label(*match)
+    what = ", ".join(sorted(wanted)) + (f" ({qualifier})" if qualifier else "")
     return firewall_plan(
         target,
         replace(state, blocks=blocks),
         now,
-        title=f"block {', '.join(sorted(wanted))} in {target.label}",
-        delete_sources=() if keep_entries else tuple(sorted(wanted)),
-        notes=(*overlap_notes, "blocks are runtime state: they are gone after a reboot"),
+        title=f"block {what} in {target.label}",
+        delete_sources=() if keep_entries or deletion is None else tuple(sorted(wanted)),
+        delete_match=deletion or (),
+        notes=tuple(notes),
     )
 
 
@@ -166,6 +194,8 @@ def trace_plan(
     dport: int | None = None,
     proto: str = "any",
     rate: int = 10,
+    dst: str | None = None,
+    sport: int | None = None,
     backend: str = "auto",
     remove: bool = False,
 ) -> Plan:
@@ -173,7 +203,7 @@ def trace_plan(
     state = current_state(target, backend)
     if remove:
         return firewall_plan(target, replace(state, trace=None), now, title="stop tracing")
-    trace = Trace(now + ttl, src, dport, proto, rate)
+    trace = Trace(now + ttl, src, dport, proto, rate, dst, sport)
     notes = [
         "rank what it logs with: ctguard logs --trace   (reads dmesg or journalctl -k)",
     ]

@@ -121,20 +121,28 @@ class LoadNftables:
 
 @dataclass(frozen=True)
 class DeleteEntries:
-    """Delete the conntrack entries whose original source is in ``networks`` (one-way)."""
+    """Delete the conntrack entries whose original source is in ``networks`` (one-way).
+
+    ``match`` narrows it with conntrack's own filters (``-p udp --sport 53``).
+    """
 
     networks: tuple[str, ...]
     netns: NetnsRef | None = None
     why: str = ""
+    match: tuple[str, ...] = ()
 
     def describe(self) -> str:
         nets = " ".join(self.networks)
-        return f"conntrack -D -s NET for {nets} (cannot be undone){_netns_suffix(self.netns)}"
+        narrow = "".join(f" {word}" for word in self.match)
+        return (
+            f"conntrack -D -s NET{narrow} for {nets} (cannot be undone){_netns_suffix(self.netns)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "delete-entries",
             "networks": list(self.networks),
+            "match": list(self.match),
             "netns": _netns_dict(self.netns),
             "why": self.why,
         }
@@ -215,7 +223,12 @@ def action_from_dict(data: dict[str, Any]) -> Action:
             str(data["name"]), None if script is None else str(script), netns, str(data["why"])
         )
     if kind == "delete-entries":
-        return DeleteEntries(tuple(data["networks"]), netns, str(data.get("why", "")))
+        return DeleteEntries(
+            tuple(data["networks"]),
+            netns,
+            str(data.get("why", "")),
+            tuple(str(word) for word in data.get("match", ())),
+        )
     if kind == "sysctl":
         return SetSysctl(str(data["name"]), str(data["value"]), netns, str(data.get("why", "")))
     if kind == "module-param":

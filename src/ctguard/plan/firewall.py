@@ -38,6 +38,26 @@ from ctguard.rules.backends.nft import TABLE, render_nft
 from ctguard.rules.model import FirewallState
 
 BACKENDS = ("nft", "iptables")
+# The protocols `conntrack -D -p` can filter on (others it refuses).
+CONNTRACK_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "gre")
+
+
+def conntrack_match(
+    proto: str | None, sport: int | None, dport: int | None
+) -> tuple[str, ...] | None:
+    """conntrack's filter for the entries a (qualified) block covers; None: it has none.
+
+    The ports are those of the original direction (the blocked source's own).
+    """
+    if proto is None:
+        return ()
+    if proto not in CONNTRACK_PROTOCOLS:
+        return None
+    words = ["-p", proto]
+    for option, port in (("--sport", sport), ("--dport", dport)):
+        if port:
+            words += [option, str(port)]
+    return tuple(words)
 
 
 class FirewallReader(Protocol):
@@ -79,7 +99,7 @@ def load_firewall_state(target: FirewallTarget) -> FirewallState:
         return FirewallState.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError) as err:
         raise ParseError(
-            "damaged firewall state",
+            f"damaged firewall state ({err})",
             where=str(path),
             hint="inspect it; `ctguard rollback` or removing it (then `nft delete table inet "
             "ctguard`) starts clean",
@@ -96,7 +116,7 @@ def iptables_actions(
     live = state.live(now)
     for version, (tool, _) in FAMILY.items():
         name = set_name(version)
-        if any(b.version == version for b in live.blocks):
+        if any(b.version == version and not b.qualified for b in live.blocks):
             before.append(
                 LoadIpset(name, render_ipset(live, now, version), netns, "blocked addresses")
             )
@@ -126,6 +146,7 @@ def plan_firewall(
     title: str,
     reader: FirewallReader,
     delete_sources: tuple[str, ...] = (),
+    delete_match: tuple[str, ...] = (),
     warnings: tuple[str, ...] = (),
     notes: tuple[str, ...] = (),
 ) -> Plan:
@@ -162,6 +183,7 @@ def plan_firewall(
                 delete_sources,
                 target.netns,
                 "their existing entries, so the table frees now (nothing to delete is fine)",
+                delete_match,
             )
         )
     return Plan(title, tuple(actions), warnings, notes)

@@ -9,7 +9,10 @@ Per family (iptables for IPv4, ip6tables for IPv6):
 - ``mangle`` table: CTGUARD-TRACE, after conntrack, so ``--ctstate NEW``
   works; it expires through ``-m time --datestop`` (UTC);
 - ipset ``ctguard-block4`` / ``ctguard-block6``: ``hash:net`` with
-  per-element timeouts (0 = until removed).
+  per-element timeouts (0 = until removed), for blocks of every packet;
+- a block qualified by a protocol (and ports) is a rule of its own in
+  CTGUARD-PRE (``-s NET -p udp -m udp --sport 53 -j DROP``) that expires
+  through ``-m time --datestop`` like the trace.
 
 The renderers produce only ctguard's part; :func:`merge_save` puts it into a
 table's `*-save` output in place of the previous ctguard part, so
@@ -20,7 +23,15 @@ from __future__ import annotations
 
 import time
 
-from ctguard.rules.model import TRACE_PREFIX, Block, FirewallState, NotrackRule, Trace
+from ctguard.rules.model import (
+    PROTOCOL_FAMILY,
+    TRACE_PREFIX,
+    Block,
+    FirewallState,
+    NotrackRule,
+    Trace,
+    match_label,
+)
 
 CHAINS = {"raw": ("CTGUARD-PRE", "CTGUARD-OUT"), "mangle": ("CTGUARD-TRACE",)}
 JUMPS = {
@@ -47,7 +58,7 @@ def render_ipset(state: FirewallState, now: float, version: int) -> str:
         f"flush {name}",
     ]
     for block in state.live(now).blocks:
-        if block.version != version:
+        if block.version != version or block.qualified:
             continue
         left = block.seconds_left(now)
         timeout = 0 if left is None else max(1, left)
@@ -85,24 +96,50 @@ def _notrack_lines(rule: NotrackRule, version: int) -> list[str]:
     return lines
 
 
-def _trace_lines(trace: Trace, version: int) -> list[str]:
-    from ctguard.rules.model import parse_network
+def _datestop(expires: float) -> str:
+    """`-m time --datestop` (UTC, the module's default): the rule stops matching then."""
+    return " -m time --datestop " + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires))
 
-    if trace.src and parse_network(trace.src).version != version:
-        return []
-    stop = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(trace.expires))
-    protos = ["tcp", "udp"] if trace.proto == "any" and trace.dport else [trace.proto]
+
+def _proto_match(proto: str, sport: int | None, dport: int | None) -> str:
+    """` -p udp -m udp --sport 53`: the protocol, and the ports through its own match."""
+    text = f" -p {proto}"
+    if sport or dport:
+        text += f" -m {proto}"
+        text += f" --sport {sport}" if sport else ""
+        text += f" --dport {dport}" if dport else ""
+    return text
+
+
+def _qualified_block_lines(blocks: tuple[Block, ...], version: int) -> list[str]:
     lines = []
-    for proto in protos:
+    for block in blocks:
+        if block.version != version or not block.qualified or block.proto is None:
+            continue
+        rule = f"-A CTGUARD-PRE -s {block.network}"
+        rule += _proto_match(block.proto, block.sport, block.dport)
+        if block.expires is not None:
+            rule += _datestop(block.expires)
+        lines.append(rule + f" {_comment('ctguard block ' + match_label(*block.match))} -j DROP")
+    return lines
+
+
+def _trace_lines(trace: Trace, version: int) -> list[str]:
+    if version not in trace.versions:
+        return []
+    lines = []
+    for proto in trace.protocols:
+        if PROTOCOL_FAMILY.get(proto, version) != version:
+            continue
         rule = "-A CTGUARD-TRACE -m conntrack --ctstate NEW"
         if trace.src:
             rule += f" -s {trace.src}"
+        if trace.dst:
+            rule += f" -d {trace.dst}"
         if proto != "any":
-            rule += f" -p {proto}"
-        if trace.dport is not None:
-            rule += f" -m {proto} --dport {trace.dport}"
+            rule += _proto_match(proto, trace.sport, trace.dport)
+        rule += _datestop(trace.expires)
         rule += (
-            f" -m time --datestop {stop}"
             f" -m limit --limit {trace.rate_per_second}/sec"
             f" --limit-burst {trace.rate_per_second * 2}"
             f' -j LOG --log-prefix "{TRACE_PREFIX}" --log-level 6'
@@ -116,11 +153,12 @@ def render_iptables_part(state: FirewallState, now: float, version: int, table: 
     state = state.live(now)
     rules: list[str] = []
     if table == "raw":
-        if any(b.version == version for b in state.blocks):
+        if any(b.version == version and not b.qualified for b in state.blocks):
             rules.append(
                 f"-A CTGUARD-PRE -m set --match-set {set_name(version)} src "
                 f"{_comment('ctguard block')} -j DROP"
             )
+        rules += _qualified_block_lines(state.blocks, version)
         for rule in state.notrack:
             rules += _notrack_lines(rule, version)
     elif table == "mangle" and state.trace is not None:
