@@ -27,9 +27,9 @@ def add_parser(sub: Any) -> None:
         "raw, before conntrack allocates an entry, through a set whose elements expire; then "
         "delete their existing conntrack entries. With --proto (and --sport/--dport) only "
         "those packets of the source are dropped (e.g. a resolver's UDP replies: --proto udp "
-        "--sport 53). Never blocks loopback, this host's addresses, its default gateway, the "
-        "SSH client or the allowlist (/etc/ctguard/allowlist). Blocks are runtime state: they "
-        "do not survive a reboot.",
+        "--sport 53). Never blocks loopback, this host's addresses, its default gateway, its "
+        "DNS resolvers, the SSH client, current SSH peers or the allowlist "
+        "(/etc/ctguard/allowlist). Blocks are runtime state: they do not survive a reboot.",
     )
     parser.add_argument("targets", nargs="+", metavar="ADDR|CIDR", help="what to block")
     add_match_options(parser, "block")

@@ -20,6 +20,7 @@ from ctguard.effects.executor import apply_plan
 from ctguard.effects.journal import Journal
 from ctguard.effects.session import live_system, recover_first
 from ctguard.errors import UsageError
+from ctguard.kernel.host_addresses import read_protected
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.netns_ref import NetnsRef
 from ctguard.plan.actions import Plan
@@ -96,7 +97,8 @@ def block_plan(
 
     ``match`` (proto, sport, dport) must have passed rules.model.check_match.
     """
-    check_block_targets(networks, protected_networks(target.netns, environ), force=force)
+    protected = protected_networks(read_protected(target.netns, environ), environ)
+    check_block_targets(networks, protected, force=force)
     state = current_state(target, backend).live(now)
     wanted = {str(n) for n in networks}
     expires = None if ttl is None else now + ttl

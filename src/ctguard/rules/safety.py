@@ -1,7 +1,9 @@
 """What must never be blocked: this host, its way out, the operator, the allowlist.
 
-A block that covers the host's own address, its default gateway or the SSH
-client's address locks the operator out; loopback breaks local services.
+A block that covers the host's own address, its default gateway, its DNS
+resolvers, the SSH client's address or a current SSH peer locks the operator
+out; loopback breaks local services.  This module only decides: what is
+protected is read by kernel/host_addresses.py at every decision.
 Those are refused outright.  Very wide ranges (wider than /8 or /32) are
 refused unless forced.
 """
@@ -9,13 +11,11 @@ refused unless forced.
 from __future__ import annotations
 
 import ipaddress
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctguard.effects.commands import run_tool
 from ctguard.errors import UsageError
-from ctguard.model.netns_ref import NetnsRef
 from ctguard.rules.model import Network, parse_network
 
 DEFAULT_ALLOWLIST = Path("/etc/ctguard/allowlist")
@@ -35,26 +35,6 @@ def loopback() -> list[Protected]:
     ]
 
 
-def host_addresses(netns: NetnsRef | None) -> list[Protected]:
-    """Addresses of every interface and the default gateways (via `ip -j`)."""
-    result = []
-    done = run_tool(["ip", "-j", "address", "show"], netns)
-    for link in json.loads(done.stdout or "[]") if done.returncode == 0 else []:
-        for info in link.get("addr_info", []):
-            address = info.get("local")
-            if address:
-                result.append(
-                    Protected(ipaddress.ip_network(address), f"an address of {link['ifname']}")
-                )
-    for family in ("-4", "-6"):
-        done = run_tool(["ip", family, "-j", "route", "show", "default"], netns)
-        for route in json.loads(done.stdout or "[]") if done.returncode == 0 else []:
-            gateway = route.get("gateway")
-            if gateway:
-                result.append(Protected(ipaddress.ip_network(gateway), "the default gateway"))
-    return result
-
-
 def ssh_client(environ: dict[str, str]) -> list[Protected]:
     text = environ.get("SSH_CONNECTION") or environ.get("SSH_CLIENT") or ""
     first = text.split()[0] if text.split() else ""
@@ -64,28 +44,26 @@ def ssh_client(environ: dict[str, str]) -> list[Protected]:
         return []
 
 
-def allowlist(environ: dict[str, str]) -> list[Protected]:
-    path = Path(environ.get("CTGUARD_ALLOWLIST") or DEFAULT_ALLOWLIST)
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
+def parse_allowlist(lines: Iterable[str], where: str) -> list[Protected]:
+    """The allowlist's addresses and CIDRs (one a line, `#` comments); a bad one names its line."""
     result = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         item = line.split("#", 1)[0].strip()
         if not item:
             continue
         try:
-            result.append(Protected(ipaddress.ip_network(item, strict=False), f"in {path}"))
+            result.append(Protected(ipaddress.ip_network(item, strict=False), f"in {where}"))
         except ValueError as err:
             raise UsageError(
-                f"bad allowlist entry {item!r}", hint=f"fix line {number} of {path}"
+                f"bad allowlist entry {item!r}", hint=f"fix line {number} of {where}"
             ) from err
     return result
 
 
-def protected_networks(netns: NetnsRef | None, environ: dict[str, str]) -> list[Protected]:
-    return [*loopback(), *host_addresses(netns), *ssh_client(environ), *allowlist(environ)]
+def protected_networks(system: list[Protected], environ: dict[str, str]) -> list[Protected]:
+    """Loopback, the session's SSH client, and what was read from the system now
+    (kernel/host_addresses.py: addresses, gateways, resolvers, SSH peers, allowlist)."""
+    return [*loopback(), *system, *ssh_client(environ)]
 
 
 def check_block_targets(
