@@ -39,6 +39,7 @@ COMMANDS = {
     "lab": "lab",
     "explain": "explain",
     "watch": "watch",
+    "exporter": "exporter",
 }
 
 # Commands that only read and print.  Nothing of theirs needs the

@@ -1,0 +1,1 @@
+"""The Prometheus exporter face (HTTP serving and the textfile), over gather/ and render/."""
