@@ -8,27 +8,7 @@ from typing import Any
 
 from ctguard.cli.common import add_read_options, make_console, open_root, resolve_netns_option
 from ctguard.cli.env import Environment, ExitStatus
-from ctguard.errors import CtguardError
-from ctguard.kernel.root import KernelRoot, list_dir_or_empty
-from ctguard.model.netns_ref import NetnsRef
-from ctguard.parse.ruleset_audit import (
-    TrackingRule,
-    audit_iptables,
-    audit_nft,
-    iptables_nft_tables,
-    unload_sequence,
-)
-
-BUNDLE_FILES = (
-    ("cmd/nft_list_ruleset.txt", "nftables"),
-    ("cmd/iptables-save.txt", "iptables"),
-    ("cmd/ip6tables-save.txt", "ip6tables"),
-)
-LIVE_TOOLS = (
-    (["nft", "list", "ruleset"], "nftables"),
-    (["iptables-save"], "iptables"),
-    (["ip6tables-save"], "ip6tables"),
-)
+from ctguard.gather.audit import gather_audit
 
 
 def add_parser(sub: Any) -> None:
@@ -43,68 +23,22 @@ def add_parser(sub: Any) -> None:
     add_read_options(parser)
 
 
-def read_rulesets(root: KernelRoot, netns: NetnsRef | None) -> tuple[dict[str, str], list[str]]:
-    texts: dict[str, str] = {}
-    notes: list[str] = []
-    if not root.is_live:
-        for rel, backend in BUNDLE_FILES:
-            text = root.read_bundle(rel)
-            if text is not None:
-                texts[backend] = text
-        if not texts:
-            notes.append("the bundle holds no ruleset (cmd/nft_list_ruleset.txt, iptables-save)")
-        return texts, notes
-    from ctguard.effects.commands import run_tool
-
-    for argv, backend in LIVE_TOOLS:
-        try:
-            done = run_tool(argv, netns)
-        except CtguardError as err:
-            notes.append(f"{backend}: {err.what}")
-            continue
-        if done.returncode == 0:
-            texts[backend] = done.stdout
-        else:
-            notes.append(f"{backend}: {done.stderr.strip() or 'failed'} (root needed?)")
-    return texts, notes
-
-
-def audit_texts(texts: dict[str, str]) -> list[TrackingRule]:
-    skip = iptables_nft_tables(texts.get("iptables", ""), "ip") | iptables_nft_tables(
-        texts.get("ip6tables", ""), "ip6"
-    )
-    rules: list[TrackingRule] = []
-    for backend, text in texts.items():
-        rules += audit_nft(text, skip) if backend == "nftables" else audit_iptables(text, backend)
-    return rules
-
-
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     root = open_root(args.root)
     netns = resolve_netns_option(root, args.netns)
-    texts, notes = read_rulesets(root, netns)
-    rules = audit_texts(texts)
-    needed = [r for r in rules if r.stateless == "no"]
-    holders = list_dir_or_empty(root.sys_path("module/nf_conntrack/holders"))
-    module_dir = root.sys_path("module/nf_conntrack")
-    built_in = module_dir.is_dir() and not (module_dir / "initstate").exists()
-    plan = [] if needed or built_in else unload_sequence(holders)
-    if built_in and not needed:
-        notes.append(
-            "nf_conntrack is built into this kernel: it cannot be unloaded, but with no rule "
-            "needing it its hooks stay unregistered (the count stays 0)"
-        )
+    audit = gather_audit(root, netns)
+    rules, needed, plan, notes = audit.rules, audit.needed, audit.unload_plan, audit.notes
     if args.json:
         from ctguard.cli.common import write_json
 
         write_json(
             env,
             {
-                "read": sorted(texts),
+                "read": audit.read,
                 "rules": [asdict(r) for r in rules],
                 "tracking_needed": bool(needed),
                 "unload_plan": plan,
-                "built_in": built_in,
+                "built_in": audit.built_in,
                 "notes": notes,
             },
         )
@@ -113,7 +47,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if not rules:
         console.print(
             "no rule in the ruleset makes conntrack active"
-            + ("" if texts else " (no ruleset could be read)")
+            + ("" if audit.read else " (no ruleset could be read)")
         )
     for rule in rules:
         console.print(f"[{rule.stateless:>5}] {rule.backend} {rule.location}: {rule.rule}")

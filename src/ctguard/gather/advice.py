@@ -15,6 +15,7 @@ from ctguard.advise.advice import Advice, AdviceOptions, Evidence, build_advice
 from ctguard.advise.sizing import MaxPeriod
 from ctguard.advise.timeouts import KeepaliveFloor, keepalive_floor
 from ctguard.gather.status import read_snapshot_in
+from ctguard.gather.table import TableSection
 from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding
@@ -62,7 +63,9 @@ def gather_advice(
     is_root: bool,
     options: AdviceOptions,
     choice: EvidenceChoice,
+    table: TableSection | None = None,
 ) -> Advice:
+    """The advice; ``table``: the table section already read (doctor, the report)."""
     from ctguard.gather.journal_history import max_events
     from ctguard.gather.kernel_log import max_periods
 
@@ -73,7 +76,7 @@ def gather_advice(
     if choice.table and snapshot.module_loaded:
         from ctguard.gather.table import table_section
 
-        section = table_section(root, snapshot, is_root)
+        section = table or table_section(root, snapshot, is_root)
         profile, findings, table_note = section.profile, tuple(section.findings), section.note
     elif not choice.table:
         table_note = "table content not read (--no-table): timeout advice has no evidence"

@@ -4,6 +4,7 @@ the report) render it; they do not gather it again."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ctguard.analyze.namespace_findings import other_namespace_findings
@@ -40,7 +41,10 @@ def gather_diagnosis(
     *,
     is_root: bool,
     state_dir: Path,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Diagnosis:
+    """Everything doctor reads; ``since``/``until`` bound the kernel log (default: this boot)."""
     report = read_report(root, netns, thresholds)
     others: list[StatusReport] = []
     notes: list[str] = []
@@ -49,7 +53,7 @@ def gather_diagnosis(
             others = [r for r in collect_namespace_reports(root, thresholds) if r.snapshot.netns]
         else:
             notes.append("other network namespaces not checked (needs root)")
-    log = kernel_log_section(root, [report, *others], state_dir)
+    log = kernel_log_section(root, [report, *others], state_dir, since=since, until=until)
     if log.note:
         notes.append(log.note)
     table = table_section(root, report.snapshot, is_root)

@@ -41,9 +41,15 @@ class LogSection:
 
 
 def kernel_log_section(
-    root: KernelRoot, reports: list[StatusReport], state_dir: Path
+    root: KernelRoot,
+    reports: list[StatusReport],
+    state_dir: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> LogSection:
-    """Episodes of this boot's kernel log, and how they compare to the drop counters."""
+    """Episodes of this boot's kernel log (or of ``since``..``until``), and how
+    they compare to the drop counters."""
     from ctguard.analyze.log_checks import check_log
     from ctguard.analyze.log_episodes import build_log_report
     from ctguard.kernel.kernlog_sources import bundle_source, live_source
@@ -54,7 +60,9 @@ def kernel_log_section(
     except CtguardError as err:
         return LogSection(note=f"kernel log not checked: {err.what}")
     records = parse_log(source.lines, source.reference)
-    report = build_log_report(records, boot_time=source.boot_time, since=source.boot_time)
+    report = build_log_report(
+        records, boot_time=source.boot_time, since=since or source.boot_time, until=until
+    )
     names = live_netns_names() if root.is_live else {}
     counters = [r.snapshot.counters for r in reports if r.snapshot.counters is not None]
     drops = sum(c.get("drop", 0) for c in counters) if counters else None
