@@ -12,6 +12,7 @@ import atexit
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def open_root(spec: str | None) -> KernelRoot:
                 where=str(path),
                 hint="make one with `sudo ctguard capture DIR` on the host to analyse",
             )
-        return KernelRoot.from_bundle(path)
+        return replace(KernelRoot.from_bundle(path), origin=spec)
     if path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
         import tarfile  # only for packed bundles
 
@@ -66,7 +67,7 @@ def open_root(spec: str | None) -> KernelRoot:
             raise CtguardError(f"cannot unpack bundle: {err}", where=str(path)) from err
         inner = [p for p in target.iterdir() if p.is_dir()]
         base = inner[0] if len(inner) == 1 and not (target / "proc").exists() else target
-        return open_root(str(base))
+        return replace(open_root(str(base)), origin=spec)
     raise SourceMissing(
         "bundle not found",
         where=str(path),

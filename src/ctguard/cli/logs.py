@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ctguard.analyze.log_episodes import DEFAULT_GAP, LogReport, build_log_report
 from ctguard.cli.common import add_read_options, make_console, open_root, write_json
 from ctguard.cli.env import Environment, ExitStatus
+from ctguard.cli.time_options import parse_time
 from ctguard.errors import UsageError
 from ctguard.gather.kernel_log import live_netns_names
 from ctguard.kernel.kernlog_sources import LogSource, bundle_source, files_source, live_source
 from ctguard.model.command import ctguard_command
 from ctguard.parse.kernlog import parse_log
-
-_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def add_parser(sub: Any) -> None:
@@ -54,22 +51,6 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--for", dest="duration", type=float, metavar="SECONDS", help="with --follow: stop after"
     )
-
-
-def parse_time(text: str | None, now: datetime) -> datetime | None:
-    if text is None:
-        return None
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as err:
-        raise UsageError(
-            f"cannot read time {text!r}",
-            hint="use ISO 8601 (2026-11-22T10:00) or an age (30m, 6h, 2d)",
-        ) from err
-    return value if value.tzinfo else value.astimezone(UTC)
 
 
 def load_source(args: argparse.Namespace, env: Environment, since: datetime | None) -> LogSource:

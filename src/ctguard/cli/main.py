@@ -36,6 +36,7 @@ COMMANDS = {
     "blocked": "blocked",
     "trace": "trace",
     "audit": "audit",
+    "report": "report",
     "lab": "lab",
     "explain": "explain",
     "watch": "watch",

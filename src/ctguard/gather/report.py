@@ -98,7 +98,7 @@ def gather_report(
         host=host or "unknown host",
         kernel=snapshot.kernel_release,
         generated_at=now or datetime.now(UTC),
-        source="this host" if root.is_live else root.label,
+        source=root.root_argument or "this host",
         since=since,
         until=until,
         diagnosis=diagnosis,

@@ -55,4 +55,10 @@ def table_section(root: KernelRoot, snapshot: Snapshot, is_root: bool) -> TableS
             f"table content from a sample of {scan.entries:,} of {count:,} entries (reading "
             "all costs ~2.6 us of kernel time per entry); `ctguard analyze` reads everything"
         )
-    return TableSection(profile, check_table(profile), note, sampled=sample_bytes is not None)
+    # the suggested commands name the same table: this bundle, or this namespace
+    if root.root_argument is not None:
+        again: tuple[str, ...] = ("--root", root.root_argument)
+    else:
+        again = ("--netns", snapshot.netns.path) if snapshot.netns else ()
+    findings = check_table(profile, source_args=again)
+    return TableSection(profile, findings, note, sampled=sample_bytes is not None)

@@ -36,6 +36,9 @@ class KernelRoot:
     proc: Path = Path("/proc")
     sys: Path = Path("/sys")
     bundle: Path | None = None
+    # what the operator named (a directory or a .tar.gz unpacked into ``bundle``):
+    # the --root of the commands ctguard suggests
+    origin: str | None = None
 
     @classmethod
     def live(cls) -> KernelRoot:
@@ -48,6 +51,13 @@ class KernelRoot:
     @property
     def is_live(self) -> bool:
         return self.bundle is None
+
+    @property
+    def root_argument(self) -> str | None:
+        """The ``--root`` that names this bundle again (None: the live host)."""
+        if self.bundle is None:
+            return None
+        return self.origin or str(self.bundle)
 
     @property
     def label(self) -> str:
