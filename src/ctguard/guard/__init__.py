@@ -1,0 +1,1 @@
+"""The guard: policy, bounded detection and ban state for `ctguard guard`."""
