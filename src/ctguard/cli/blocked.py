@@ -50,6 +50,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             "dport": b.dport,
             "seconds_left": b.seconds_left(now),
             "reason": b.reason,
+            "origin": "guard" if b.reason.startswith("guard:") else "manual",
             "added": b.added,
         }
         for b in sorted(state.blocks, key=lambda b: b.added)
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         left = row["seconds_left"]
         when = "until unblocked" if left is None else f"{humanize_seconds(int(left))} left"
         reason = f"  {row['reason']}" if row["reason"] else ""
+        if row["origin"] == "manual":
+            reason = "  manual" + (f": {row['reason']}" if row["reason"] else "")
         console.print(f"{label:<44} {when:<16}{reason}")
     if loaded is False:
         console.print(

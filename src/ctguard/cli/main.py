@@ -34,6 +34,7 @@ COMMANDS = {
     "block": "block",
     "unblock": "unblock",
     "blocked": "blocked",
+    "guard": "guard",
     "trace": "trace",
     "audit": "audit",
     "report": "report",
