@@ -1,0 +1,201 @@
+"""`ctguard guard` on the real kernel, in namespaces of its own (bounded floods).
+
+A server namespace is linked to an attacker and an innocent client; the guard
+runs as a separate process (as systemd runs it) watching the server's
+namespace, with its state in a temp dir.  The kernel's own tables
+(`nft list`, `conntrack -L`) say what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from ctguard.kernel.ctnetlink import CtnetlinkSocket, Flow
+from ctguard.lab.traffic import send_udp, udp_flood, wait_until
+
+POLICY = """
+[detect]
+new_flows_per_source = 200
+sustain = 2
+[ban]
+duration = "5m"
+[service]
+reconcile_interval = 2
+"""
+
+
+@pytest.fixture
+def topology(lab):
+    server = lab.add_namespace("gsrv")
+    attacker = lab.add_namespace("gatk")
+    innocent = lab.add_namespace("ginn")
+    atk_addr, srv_a = lab.link(attacker, server, subnet=86)
+    inn_addr, srv_b = lab.link(innocent, server, subnet=87)
+    server.enable_conntrack()
+    return server, (attacker, atk_addr, srv_a), (innocent, inn_addr, srv_b)
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CTGUARD_STATE_DIR": str(tmp_path / "state"),
+        "CTGUARD_ETC_DIR": str(tmp_path / "etc"),
+        "CTGUARD_ALLOWLIST": str(tmp_path / "allowlist"),
+    }
+
+
+@contextmanager
+def guard(tmp_path: Path, server, policy: str = POLICY, *extra: str) -> Iterator[Path]:
+    config = tmp_path / "guard.toml"
+    config.write_text(policy)
+    log = tmp_path / "guard.log"
+    argv = [sys.executable, "-m", "ctguard", "guard", "--netns", server.name]
+    with open(log, "a") as stream:
+        process = subprocess.Popen(
+            [*argv, "--config", str(config), *extra], env=env_for(tmp_path), stderr=stream
+        )
+    try:
+        assert wait_until(lambda: "event=watching" in log.read_text(), timeout=20)
+        yield log
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def kill(log: Path) -> None:
+    """SIGKILL the guard writing ``log`` (found by its open log file)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            for fd in fds:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == str(log):
+                    os.kill(int(pid), signal.SIGKILL)
+                    return
+        except OSError:
+            continue
+
+
+def blocked(server, address: str) -> bool:
+    out = server.exec(["nft", "list", "table", "inet", "ctguard"], check=False)
+    return address in out
+
+
+def entries_of(server, address: str) -> int:
+    out = server.exec(["conntrack", "-L", "-s", address], check=False)
+    return sum(1 for line in out.splitlines() if "src=" in line)
+
+
+def flood_until(attacker, src: str, dst: str, stop, seconds: float = 8.0) -> bool:
+    """~1000 new flows per second from ``src`` (a new port each round) until ``stop()``."""
+    end = time.monotonic() + seconds
+    port = 1000
+    while time.monotonic() < end:
+        udp_flood(attacker, [src], dst, port, 100, deadline=1)
+        port += 1
+        time.sleep(0.1)
+        if stop():
+            return True
+    return False
+
+
+def test_a_flooder_is_blocked_the_innocent_never_and_the_ban_survives_kill_and_flush(
+    topology, tmp_path: Path
+) -> None:
+    server, (attacker, atk, srv_a), (innocent, inn, srv_b) = topology
+    with guard(tmp_path, server) as log:
+        for round_ in range(20):
+            send_udp(innocent, srv_b, [3000 + round_])  # 10 new flows per second: normal
+            time.sleep(0.1)
+        assert flood_until(attacker, atk, srv_a, lambda: "event=blocked" in log.read_text())
+        assert blocked(server, atk)
+        assert not blocked(server, inn)
+        # the blocked source creates no entries, and its old ones are gone
+        udp_flood(attacker, [atk], srv_a, 7000, 300, deadline=2)
+        assert entries_of(server, atk) == 0
+        assert wait_until(lambda: "event=verified" in log.read_text(), timeout=10)
+        text = log.read_text()
+        line = next(x for x in text.splitlines() if "action=block " in x)
+        assert f"source={atk}/32" in line and "signal=new-flows-source" in line
+        assert "until=" in line
+        kill(log)
+    server.exec(["nft", "flush", "ruleset"])
+    assert not blocked(server, atk)
+    with guard(tmp_path, server):
+        assert wait_until(lambda: blocked(server, atk), timeout=4)  # one reconcile interval
+    # SIGTERM left the ban in the kernel
+    assert blocked(server, atk)
+    env = env_for(tmp_path)
+    shown = subprocess.run(
+        [sys.executable, "-m", "ctguard", "blocked", "--netns", server.name, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (row,) = json.loads(shown.stdout)["blocks"]
+    assert row["origin"] == "guard" and row["network"] == f"{atk}/32"
+    history = subprocess.run(
+        [sys.executable, "-m", "ctguard", "guard", "--history", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    actions = [d["action"] for d in json.loads(history.stdout)["decisions"]]
+    assert actions == ["block"]
+
+
+def test_dry_run_changes_nothing(topology, tmp_path: Path) -> None:
+    server, (attacker, atk, srv_a), _ = topology
+    before = server.exec(["nft", "list", "ruleset"])
+    with guard(tmp_path, server, POLICY, "--dry-run") as log:
+        assert flood_until(attacker, atk, srv_a, lambda: "would-block" in log.read_text())
+    assert f"source={atk}/32" in log.read_text()
+    assert server.exec(["nft", "list", "ruleset"]) == before
+    assert entries_of(server, atk) > 0
+
+
+def test_an_allowlisted_flooder_is_reported_not_blocked(topology, tmp_path: Path) -> None:
+    server, (attacker, atk, srv_a), _ = topology
+    policy = POLICY + f'[allow]\nnetworks = ["{atk}/32"]\n'
+    with guard(tmp_path, server, policy) as log:
+        assert flood_until(attacker, atk, srv_a, lambda: "action=allowlisted" in log.read_text())
+        assert not blocked(server, atk)
+    assert "ctguard" not in server.exec(["nft", "list", "tables"])
+
+
+def test_a_table_filled_before_the_guard_starts_is_found(topology, tmp_path: Path) -> None:
+    """No new-entry event for anything already there: the start-up table read finds it."""
+    server, (_attacker, atk, srv_a), (_innocent, inn, srv_b) = topology
+    limit = int(server.read_sysctl("net.netfilter.nf_conntrack_max"))
+    flows = [Flow(atk, srv_a, 1024 + i, 80) for i in range(min(3000, limit // 2))]
+    flows += [Flow(inn, srv_b, 1024 + i, 80) for i in range(min(100, limit // 20))]
+    with server.entered(), CtnetlinkSocket() as sock:
+        created, failures = sock.create_entries(flows)
+    assert created == len(flows), failures
+    # "full" for this test: over 0.1% of the (global) max, so the load stays small
+    policy = POLICY.replace(
+        "sustain = 2\n", "sustain = 2\ntable_fill = 0.001\ntable_share = 0.5\nmin_entries = 10\n"
+    )
+    with guard(tmp_path, server, policy) as log:
+        assert wait_until(lambda: "event=blocked" in log.read_text(), timeout=10)
+        assert "signal=table-share" in log.read_text()
+    assert not blocked(server, inn)
+    assert entries_of(server, atk) == 0
