@@ -17,7 +17,7 @@ earlier answers.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,13 +167,17 @@ class Detector:
         policy: NetnsPolicy,
         *,
         now: float,
-        protected: Sequence[Protected],
+        protected: Sequence[Protected] | Callable[[], Sequence[Protected]],
         active: Sequence[Network],
         repeats: dict[str, int],
         budget: Budget,
         dry_run: bool,
     ) -> list[Decision]:
-        """The decisions of this tick (``repeats``: earlier bans per target CIDR)."""
+        """The decisions of this tick (``repeats``: earlier bans per target CIDR).
+
+        ``protected`` may be a function: it is called (once) only when a rule
+        was crossed, so a quiet tick costs no reading of the host's addresses.
+        """
         self.quiet = {k: t for k, t in self.quiet.items() if t > now}
         detect = policy.detect
         seconds = max(obs.seconds, 1e-3)
@@ -265,6 +269,8 @@ class Detector:
                 continue
             seen.add(target)
             repeat = repeats.get(target, 0)
+            if callable(protected):
+                protected = protected()
             guard = protection(network, protected)
             action, why_not, duration = ACTION_BLOCK, "", None
             if guard is not None:

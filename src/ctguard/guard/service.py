@@ -19,6 +19,7 @@ with `ctguard unblock` is marked ``lifted`` instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import signal
@@ -278,7 +279,7 @@ class Guard:
                 obs,
                 policy,
                 now=now,
-                protected=self._protected(watch, policy.allow.networks),
+                protected=functools.partial(self._protected, watch, policy.allow.networks),
                 active=active,
                 repeats=self.db.repeats(watch.label, remember),
                 budget=self.budget,
