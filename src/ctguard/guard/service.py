@@ -33,7 +33,7 @@ from ctguard.effects.commands import run_tool
 from ctguard.effects.executor import apply_plan
 from ctguard.effects.journal import Journal
 from ctguard.effects.session import live_system, recover_first
-from ctguard.errors import CtguardError
+from ctguard.errors import CtguardError, Terminated
 from ctguard.gather.collect import Collector
 from ctguard.gather.firewall_actions import RulesReader
 from ctguard.guard.detect import (
@@ -380,7 +380,16 @@ class Guard:
                 reader=RulesReader(watch.netns),
                 delete_sources=delete,
             )
-            apply_plan(plan, self.journal, live_system(self.root))
+            try:
+                apply_plan(plan, self.journal, live_system(self.root))
+            except Terminated as err:
+                # the executor put everything back; the ban stays pending for the
+                # next reconcile, and the signal is honoured as between ticks
+                if str(err) == "SIGHUP":
+                    self.reload_wanted = True
+                else:
+                    self.stopping = True
+                raise CtguardError(f"interrupted by {err}; nothing changed") from err
 
     def _apply(self, watch: Watch, items: list[tuple[Decision, int]], now: float) -> None:
         policy = self.policy.for_netns(watch.label)
