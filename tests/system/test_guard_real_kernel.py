@@ -164,11 +164,12 @@ def test_a_flooder_is_blocked_the_innocent_never_and_the_ban_survives_kill_and_f
 
 def test_dry_run_changes_nothing(topology, tmp_path: Path) -> None:
     server, (attacker, atk, srv_a), _ = topology
-    before = server.exec(["nft", "list", "ruleset"])
+    before = server.exec(["nft", "list", "tables"])
     with guard(tmp_path, server, POLICY, "--dry-run") as log:
         assert flood_until(attacker, atk, srv_a, lambda: "would-block" in log.read_text())
     assert f"source={atk}/32" in log.read_text()
-    assert server.exec(["nft", "list", "ruleset"]) == before
+    assert server.exec(["nft", "list", "tables"]) == before  # no table of ctguard's
+    assert not (tmp_path / "state" / "firewall").exists()
     assert entries_of(server, atk) > 0
 
 
