@@ -321,7 +321,11 @@ class Guard:
     def _protected(self, watch: Watch, allow: tuple[Any, ...]) -> list[Protected]:
         result = [Protected(n, "allow.networks in the guard's policy", True) for n in allow]
         try:
-            host = safety.protected_networks(watch.netns, self.environ)
+            from ctguard.kernel.host_addresses import read_protected
+
+            host = safety.protected_networks(
+                read_protected(watch.netns, self.environ), self.environ
+            )
         except CtguardError as err:
             self.emit(event="protected-unread", netns=watch.label, why=err.what)
             host = safety.loopback()
