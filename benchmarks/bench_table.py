@@ -181,7 +181,11 @@ def reshape(line: str, number: int, entries: int, shape: str) -> str:
     if shape == "spoofed":
         head, _, rest = line.partition(" src=")
         _, _, rest = rest.partition(" ")
-        return f"{head} src=100.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255} {rest}"
+        if line.startswith("ipv6"):  # expanded, as procfs prints it
+            address = f"2001:0db8:ffff:{number >> 16:04x}:{number & 0xFFFF:04x}:0000:0000:0001"
+        else:
+            address = f"100.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
+        return f"{head} src={address} {rest}"
     step = max(1, entries // SCANNER_PORTS)
     if shape == "portscan" and number % step == 0 and number // step < SCANNER_PORTS:
         port = number // step + 1
