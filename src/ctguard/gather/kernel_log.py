@@ -20,11 +20,18 @@ if TYPE_CHECKING:
 
 
 def live_netns_names() -> dict[int, str]:
-    """inode -> label of the namespaces that exist now (inodes are reused later)."""
+    """inode -> label of the namespaces that exist now (inodes are reused later),
+    with the processes and containers in each other than ctguard's own."""
     try:
-        from ctguard.kernel.netns import list_netns
+        from ctguard.kernel.netns import current_netns_inode, list_netns
 
-        return {ref.inode: ref.label for ref in list_netns()}
+        own = current_netns_inode()
+        return {
+            ref.inode: f"{ref.label}: {ref.owners}"
+            if ref.owners and ref.inode != own
+            else ref.label
+            for ref in list_netns()
+        }
     except OSError:
         return {}
 

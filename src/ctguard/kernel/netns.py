@@ -101,7 +101,10 @@ def resolve_netns(spec: str, proc: Path = Path("/proc")) -> NetnsRef:
     names = tuple(named_netns().get(inode, ()))
     if not names and spec.isdigit():
         names = (f"pid {spec}",)
-    return NetnsRef(inode=inode, path=str(path), names=names)
+    from ctguard.kernel.netns_procs import processes_by_netns
+
+    processes = tuple(processes_by_netns(proc).get(inode, ()))
+    return NetnsRef(inode=inode, path=str(path), names=names, processes=processes)
 
 
 @contextmanager
@@ -140,29 +143,29 @@ def current_netns_inode() -> int:
 
 
 def list_netns(proc: Path = Path("/proc")) -> list[NetnsRef]:
-    """Every network namespace reachable from named mounts or processes, init first."""
+    """Every network namespace reachable from named mounts or processes, init first,
+    each with its processes (and their containers, from their cgroups)."""
+    from ctguard.kernel.netns_procs import processes_by_netns
+
     found: dict[int, tuple[str, list[str]]] = {}
     for inode, names in named_netns().items():
         directory = next(d for d in NAMED_NETNS_DIRS if (d / names[0]).exists())
         found[inode] = (str(directory / names[0]), list(names))
+    by_netns = processes_by_netns(proc)
     init_inode: int | None = None
-    for entry in sorted(os.listdir(proc), key=lambda n: int(n) if n.isdigit() else 1 << 62):
-        if not entry.isdigit():
-            continue
-        path = proc / entry / "ns" / "net"
-        try:
-            inode = netns_inode(path)
-            comm = (proc / entry / "comm").read_text().strip()
-        except OSError:
-            continue  # process gone or not ours to read: normal
-        if entry == "1":
+    for inode, processes in by_netns.items():
+        first = processes[0]
+        if first.pid == 1:
             init_inode = inode
         if inode not in found:
-            found[inode] = (str(path), [])
+            found[inode] = (str(proc / str(first.pid) / "ns" / "net"), [])
         names = found[inode][1]
         # Name a namespace by its `ip netns` name, else by its first process.
         if not names:
-            names.append(f"pid {entry} ({comm})")
-    refs = [NetnsRef(inode, path, tuple(names)) for inode, (path, names) in found.items()]
+            names.append(f"pid {first.pid} ({first.comm})")
+    refs = [
+        NetnsRef(inode, path, tuple(names), tuple(by_netns.get(inode, ())))
+        for inode, (path, names) in found.items()
+    ]
     refs.sort(key=lambda ref: (ref.inode != init_inode, ref.inode))
     return refs

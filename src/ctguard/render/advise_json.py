@@ -14,6 +14,7 @@ def advise_json(advice: Advice, plan: Plan | None) -> dict[str, Any]:
     return {
         "source": advice.snapshot.source,
         "netns": advice.snapshot.netns.label if advice.snapshot.netns else None,
+        "netns_owners": (advice.snapshot.netns.owners or None) if advice.snapshot.netns else None,
         "sizing": None
         if sizing is None
         else {

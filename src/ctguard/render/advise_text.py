@@ -19,6 +19,8 @@ def render_advice(console: Any, advice: Advice) -> None:
 
     snap = advice.snapshot
     where = snap.netns.label if snap.netns else snap.source
+    if snap.netns and snap.netns.owners:
+        where += f" ({snap.netns.owners})"
     console.print(Text(f"ctguard advise - {where}", style="bold"))
     sizing = advice.sizing
     if sizing is not None:

@@ -49,6 +49,11 @@ def render_namespaces(console: Any, reports: list[StatusReport], verdict: Severi
             verdict_text(report.verdict),
         )
     console.print(table)
+    # who lives in each namespace: a pod or a container, not an inode
+    for report in reports:
+        netns = report.snapshot.netns
+        if netns is not None and netns.owners:
+            console.print(f"  {netns.label}: {netns.owners}")
     console.print(
         Text(
             "each namespace is checked against the global nf_conntrack_max; the "
