@@ -215,6 +215,32 @@ def test_sigterm_mid_apply_unwinds_through_the_rollback(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_a_daemon_change_completes_through_a_sigterm(
+    tree: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard notes SIGTERM and stops between ticks: a ban being put in must not
+    be undone by the signal (it would vanish until the next start)."""
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: noted.append(signum))
+    real_write = slots.write_slot
+    calls = []
+
+    def signalling_write(system: System, action: object, text: str | None) -> None:
+        real_write(system, action, text)  # type: ignore[arg-type]
+        calls.append(action)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(executor, "write_slot", signalling_write)
+    journal = Journal(tmp_path / "state")
+    try:
+        apply_plan(plan_for(tmp_path), journal, tree, unwind_on_signal=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert noted == [signal.SIGTERM] and len(calls) > 1
+    assert journal.all()[0].status == "applied"
+
+
 def test_a_crash_mid_apply_is_recovered_from_the_journal(
     tree: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

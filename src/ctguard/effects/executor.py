@@ -7,6 +7,7 @@ way: write back what the journal recorded.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Iterator
@@ -59,8 +60,14 @@ class RestoreReport:
     errors: list[str] = field(default_factory=list)
 
 
-def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
-    """Run ``plan``; on any failure put every original back and raise ChangeFailed."""
+def apply_plan(
+    plan: Plan, journal: Journal, system: System, *, unwind_on_signal: bool = True
+) -> ChangeSet:
+    """Run ``plan``; on any failure put every original back and raise ChangeFailed.
+
+    ``unwind_on_signal``: SIGTERM/SIGHUP during the change undo it (a command
+    stopped by its operator). A daemon whose own handlers only note the signal
+    passes False: its change completes, and it stops between ticks."""
     # Read and check everything first: a slot that cannot be read, or a ruleset the
     # kernel would refuse, fails before any write.
     steps = [
@@ -70,7 +77,7 @@ def apply_plan(plan: Plan, journal: Journal, system: System) -> ChangeSet:
         precheck_slot(action)
     change = journal.create(plan.title, steps)
     try:
-        with signals_unwind():
+        with signals_unwind() if unwind_on_signal else contextlib.nullcontext():
             for step in steps:
                 wanted = wanted_value(step.action)
                 if normalized(step.original) != normalized(wanted):

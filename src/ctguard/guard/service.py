@@ -385,7 +385,9 @@ class Guard:
                 delete_sources=delete,
             )
             try:
-                apply_plan(plan, self.journal, live_system(self.root))
+                # the guard's handlers only note SIGTERM/SIGHUP: a ban being put in
+                # completes, and the signal is honoured between ticks
+                apply_plan(plan, self.journal, live_system(self.root), unwind_on_signal=False)
             except Terminated as err:
                 # the executor put everything back; the ban stays pending for the
                 # next reconcile, and the signal is honoured as between ticks
