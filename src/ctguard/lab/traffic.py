@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ctguard.lab.namespaces import LabNamespace
@@ -159,21 +159,34 @@ def udp_flood(
     packed_sources = [socket.inet_aton(address) for address in sources]
     payload = b"ctguard-lab"
     length = 20 + 8 + len(payload)
+
+    def datagrams() -> Iterator[bytes]:
+        for index in range(count):
+            src = packed_sources[index // ports]
+            sport = 1024 + index % ports
+            header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 0, 0, 64, 17, 0, src, dst)
+            udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+            yield header + udp + payload
+
+    return _send_raw(namespace, destination, datagrams(), deadline)
+
+
+def _send_raw(
+    namespace: LabNamespace, destination: str, packets: Iterator[bytes], deadline: float
+) -> int:
+    """Send whole IPv4 packets (header included) from ``namespace`` on a raw socket,
+    until they run out or ``deadline`` seconds pass; the number sent."""
     with namespace.entered():
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sent = 0
     stop_at = time.monotonic() + deadline
     with sock:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-        for index in range(count):
-            if index % 4096 == 0 and time.monotonic() > stop_at:
+        for index, packet in enumerate(packets):
+            if index % 1024 == 0 and time.monotonic() > stop_at:
                 break
-            src = packed_sources[index // ports]
-            sport = 1024 + index % ports
-            header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 0, 0, 64, 17, 0, src, dst)
-            udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
             try:
-                sock.sendto(header + udp + payload, (destination, 0))
+                sock.sendto(packet, (destination, 0))
                 sent += 1
             except OSError:
                 continue
@@ -210,27 +223,18 @@ def syn_flood(
     if count > MAX_SYNS or count > 65535 - 20000:
         raise ValueError(f"at most {min(MAX_SYNS, 65535 - 20000)} SYNs per flood")
     src, dst = socket.inet_aton(source), socket.inet_aton(destination)
-    with namespace.entered():
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    sent = 0
-    stop_at = time.monotonic() + deadline
-    with sock:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+
+    def syns() -> Iterator[bytes]:
         for index in range(count):
-            if index % 1024 == 0 and time.monotonic() > stop_at:
-                break
             sport = 20000 + index
             # data offset 5 words, flags SYN, window 64240
             tcp = struct.pack("!HHIIBBHHH", sport, dport, index * 7919, 0, 0x50, 0x02, 64240, 0, 0)
             pseudo = struct.pack("!4s4sBBH", src, dst, 0, 6, len(tcp))
             tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
             header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, dst)
-            try:
-                sock.sendto(header + tcp, (destination, 0))
-                sent += 1
-            except OSError:
-                continue
-    return sent
+            yield header + tcp
+
+    return _send_raw(namespace, destination, syns(), deadline)
 
 
 def open_until_refused(
