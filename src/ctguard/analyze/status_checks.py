@@ -32,14 +32,20 @@ def _mib(value: int) -> str:
 
 def top_sources_command(snapshot: Snapshot) -> str:
     """The exact command that ranks what fills the table (and looks for floods)."""
-    target = ("--netns", snapshot.netns.path) if snapshot.netns else ()
+    target = _same_table(snapshot)
     return cmd("analyze", *target, comment="or: " + cmd("top", *target, "--by", "src"))
 
 
 def advise_command(snapshot: Snapshot, purpose: str) -> str:
     """`ctguard advise` for the same host/namespace, with what to look for."""
-    target = ("--netns", snapshot.netns.path) if snapshot.netns else ()
-    return cmd("advise", *target, comment=purpose)
+    return cmd("advise", *_same_table(snapshot), comment=purpose)
+
+
+def _same_table(snapshot: Snapshot) -> tuple[str, ...]:
+    """The options that name this snapshot's table again: its bundle, or its namespace."""
+    if snapshot.root_argument is not None:
+        return ("--root", snapshot.root_argument)
+    return ("--netns", snapshot.netns.path) if snapshot.netns else ()
 
 
 def check_availability(snapshot: Snapshot) -> list[Finding]:

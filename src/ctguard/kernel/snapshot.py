@@ -256,6 +256,7 @@ def read_snapshot(
         neighbours=read_neighbour_tables(root, notes),
         taken_at=taken_at,
         taken_monotonic=taken_monotonic,
+        root_argument=root.root_argument,
     )
 
 

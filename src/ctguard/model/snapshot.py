@@ -70,6 +70,8 @@ class Snapshot:
     # between two snapshots are computed on.
     taken_at: float | None = None
     taken_monotonic: float | None = None
+    # the --root that names this bundle again in a suggested command (None: live)
+    root_argument: str | None = None
 
     def timeout(self, key: str) -> TimeoutSetting | None:
         """The timeout setting named ``key`` (e.g. ``tcp_timeout_established``), if read."""
