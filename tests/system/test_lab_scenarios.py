@@ -14,46 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ctguard.cli.env import ExitStatus
-from ctguard.lab.global_max import current_buckets, current_max, global_change_refusal
-from ctguard.lab.namespaces import JOURNAL_DIR, clean_leftovers
+from ctguard.lab.global_max import current_max, global_change_refusal
+from ctguard.lab.namespaces import JOURNAL_DIR
 from tests.conftest import run_cli
+from tests.system.conftest import lab_namespaces
 
 SCALE = "2048"
-MAX_PATH = Path("/proc/sys/net/netfilter/nf_conntrack_max")
-HASH_PATH = Path("/sys/module/nf_conntrack/parameters/hashsize")
-
-
-def lab_namespaces() -> list[str]:
-    netns = Path("/run/netns")
-    if not netns.is_dir():
-        return []
-    return sorted(p.name for p in netns.iterdir() if p.name.startswith("ctg-"))
-
-
-@pytest.fixture
-def host_globals() -> Iterator[tuple[int, int]]:
-    refusal = global_change_refusal()
-    if refusal:
-        pytest.skip(f"small-scale lab runs lower the global max, but {refusal}")
-    clean_leftovers()
-    before = (current_max(), current_buckets())
-    yield before
-    try:
-        assert (current_max(), current_buckets()) == before, "global values not restored"
-        assert lab_namespaces() == [], "lab namespaces left behind"
-    finally:
-        clean_leftovers()
-        if current_buckets() != before[1]:
-            HASH_PATH.write_text(str(before[1]))
-        if current_max() != before[0]:
-            MAX_PATH.write_text(str(before[0]))
 
 
 def run_lab(*args: str) -> dict[str, Any]:
