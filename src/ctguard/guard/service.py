@@ -253,6 +253,7 @@ class Guard:
         collection = self.collector.collect()
         self._follow(collection.samples)
         now = self.clock()
+        self.db.record_samples(now, collection.samples)
         blocks: dict[str, list[tuple[Decision, int]]] = {}
         for sample in collection.samples:
             watch = self.watches.get(sample.label)

@@ -11,6 +11,12 @@ and ``lifted`` when the operator removed it by hand.  So a guard killed at
 any point (SIGKILL included) finds on start every ban it meant to have and
 puts back those the kernel lost; expiry is absolute time, so an expired ban
 is simply not active any more.
+
+Each tick also writes the fill and drop counters of every guarded namespace
+(``samples``, one transaction per tick for all of them; see
+:meth:`GuardDb.record_samples` for its retention).  The schema and the
+read-only queries live in ``gather/guard_db.py``, where `ctguard report`
+reads them without the guard's code.
 """
 
 from __future__ import annotations
@@ -19,86 +25,37 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ctguard.errors import AccessDenied, CtguardError, ParseError
-from ctguard.guard.detect import Decision
-
-DB_NAME = "guard.sqlite3"
-STATUS_PENDING = "pending"
-STATUS_APPLIED = "applied"
-STATUS_LIFTED = "lifted"
-
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE decisions (
-            id INTEGER PRIMARY KEY,
-            at REAL NOT NULL,
-            netns TEXT NOT NULL,
-            target TEXT NOT NULL,
-            signal TEXT NOT NULL,
-            seen REAL NOT NULL,
-            threshold REAL NOT NULL,
-            action TEXT NOT NULL,
-            duration REAL,
-            repeat INTEGER NOT NULL,
-            evidence TEXT NOT NULL,
-            why_not TEXT NOT NULL
-        );
-        CREATE INDEX decisions_at ON decisions (at);
-        CREATE TABLE bans (
-            id INTEGER PRIMARY KEY,
-            netns TEXT NOT NULL,
-            netns_path TEXT,
-            target TEXT NOT NULL,
-            added REAL NOT NULL,
-            expires REAL NOT NULL,
-            decision_id INTEGER REFERENCES decisions (id),
-            status TEXT NOT NULL,
-            verified INTEGER NOT NULL DEFAULT 0,
-            changed REAL NOT NULL,
-            note TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX bans_expires ON bans (expires);
-        CREATE INDEX bans_target ON bans (netns, target);
-        """,
-    ),
+from ctguard.gather.guard_db import (
+    MIGRATIONS,
+    SAMPLES_KEEP,
+    SAMPLES_MINUTE,
+    SAMPLES_RAW_KEEP,
+    SCHEMA_VERSION,
+    STATUS_APPLIED,
+    STATUS_LIFTED,
+    STATUS_PENDING,
+    BanRow,
+    active_bans,
+    db_path,
+    decision_rows,
+    schema_version,
 )
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+from ctguard.guard.detect import Decision
+from ctguard.model.collection import NetnsSample
 
-
-@dataclass(frozen=True)
-class BanRow:
-    id: int
-    netns: str
-    netns_path: str | None
-    target: str
-    added: float
-    expires: float
-    decision_id: int | None
-    status: str
-    verified: bool
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "netns": self.netns,
-            "target": self.target,
-            "added": self.added,
-            "expires": self.expires,
-            "status": self.status,
-            "verified": self.verified,
-            "reason": self.reason,
-        }
-
-
-def db_path(state_dir: Path) -> Path:
-    return state_dir / DB_NAME
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUS_APPLIED",
+    "STATUS_LIFTED",
+    "STATUS_PENDING",
+    "BanRow",
+    "GuardDb",
+    "db_path",
+]
 
 
 class GuardDb:
@@ -107,6 +64,7 @@ class GuardDb:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+            self._last_fold = -1e18
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
@@ -141,13 +99,7 @@ class GuardDb:
         self._db.execute("COMMIT")
 
     def version(self) -> int:
-        exists = self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
-        ).fetchone()
-        if not exists:
-            return 0
-        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
+        return schema_version(self._db)
 
     def _migrate(self) -> None:
         current = self.version()
@@ -189,6 +141,69 @@ class GuardDb:
             )
             return int(cursor.lastrowid or 0)
 
+    def record_samples(self, at: float, samples: tuple[NetnsSample, ...]) -> None:
+        """One row per guarded namespace for this tick, in one transaction.
+
+        Committed with synchronous=NORMAL: in WAL mode that skips the fsync
+        (a power cut may lose the last seconds of samples, never the file's
+        consistency); decisions and bans keep FULL.  Once a minute the rows
+        older than SAMPLES_RAW_KEEP are folded into per-minute rows and rows
+        older than SAMPLES_KEEP deleted, in the same transaction.
+        """
+        rows = [
+            (
+                at,
+                s.label,
+                s.count,
+                s.count,
+                s.max,
+                *((s.counters or {}).get(k) for k in ("drop", "early_drop", "insert_failed")),
+            )
+            for s in samples
+            if s.max is not None
+        ]
+        fold = at - self._last_fold >= SAMPLES_MINUTE
+        if not rows and not fold:
+            return
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO samples (at, netns, span, count, peak, max, drops,"
+                    " early_drop, insert_failed) VALUES (?,?,0,?,?,?,?,?,?)",
+                    rows,
+                )
+                if fold:
+                    self._last_fold = at
+                    self._fold(db, at)
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    @staticmethod
+    def _fold(db: sqlite3.Connection, now: float) -> None:
+        """Per-tick rows older than SAMPLES_RAW_KEEP become one row per minute."""
+        cutoff = (now - SAMPLES_RAW_KEEP) // SAMPLES_MINUTE * SAMPLES_MINUTE
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS folded (at REAL, netns TEXT, count INTEGER,"
+            " peak INTEGER, max INTEGER, drops INTEGER, early_drop INTEGER, insert_failed INTEGER)"
+        )
+        db.execute("DELETE FROM folded")
+        db.execute(
+            "INSERT INTO folded SELECT g.minute, g.netns, s.count, g.peak, s.max, s.drops,"
+            " s.early_drop, s.insert_failed FROM (SELECT CAST(at / ? AS INTEGER) * ? AS minute,"
+            " netns, MAX(at) AS last, MAX(peak) AS peak FROM samples WHERE span < ? AND at < ?"
+            " GROUP BY 1, 2) g JOIN samples s ON s.at = g.last AND s.netns = g.netns",
+            (SAMPLES_MINUTE, SAMPLES_MINUTE, SAMPLES_MINUTE, cutoff),
+        )
+        db.execute("DELETE FROM samples WHERE span < ? AND at < ?", (SAMPLES_MINUTE, cutoff))
+        db.execute(
+            "INSERT OR REPLACE INTO samples (at, netns, span, count, peak, max, drops, early_drop,"
+            " insert_failed) SELECT at, netns, ?, count, peak, max, drops, early_drop,"
+            " insert_failed FROM folded",
+            (SAMPLES_MINUTE,),
+        )
+        db.execute("DELETE FROM samples WHERE at < ?", (now - SAMPLES_KEEP,))
+
     def add_ban(
         self,
         netns: str,
@@ -217,32 +232,9 @@ class GuardDb:
         with self._transaction() as db:
             db.execute("UPDATE bans SET verified = 1 WHERE id = ?", (ban_id,))
 
-    def _bans(self, where: str, params: tuple[Any, ...]) -> list[BanRow]:
-        rows = self._db.execute(
-            "SELECT b.id, b.netns, b.netns_path, b.target, b.added, b.expires, b.decision_id,"
-            " b.status, b.verified, d.signal, d.seen FROM bans b"
-            " LEFT JOIN decisions d ON d.id = b.decision_id WHERE " + where + " ORDER BY b.added",
-            params,
-        ).fetchall()
-        return [
-            BanRow(
-                int(r[0]),
-                str(r[1]),
-                r[2],
-                str(r[3]),
-                float(r[4]),
-                float(r[5]),
-                r[6],
-                str(r[7]),
-                bool(r[8]),
-                f"guard: {r[9]} {r[10]:g}" if r[9] is not None else "guard",
-            )
-            for r in rows
-        ]
-
     def active_bans(self, now: float) -> list[BanRow]:
         """Bans not expired and not lifted by hand (pending ones included)."""
-        return self._bans("b.expires > ? AND b.status != ?", (now, STATUS_LIFTED))
+        return active_bans(self._db, now)
 
     def repeats(self, netns: str, since: float) -> dict[str, int]:
         """Bans per target in ``netns`` added after ``since`` (escalation's count)."""
@@ -253,29 +245,4 @@ class GuardDb:
         return {str(t): int(n) for t, n in rows}
 
     def history(self, limit: int = 200) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT id, at, netns, target, signal, seen, threshold, action, duration, repeat,"
-            " evidence, why_not FROM decisions ORDER BY at DESC, id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        result = []
-        for r in reversed(rows):
-            duration = r[8]
-            result.append(
-                {
-                    "id": r[0],
-                    "at": r[1],
-                    "netns": r[2],
-                    "target": r[3],
-                    "signal": r[4],
-                    "seen": r[5],
-                    "threshold": r[6],
-                    "action": r[7],
-                    "duration": duration,
-                    "until": None if duration is None else r[1] + duration,
-                    "repeat": r[9],
-                    "evidence": json.loads(r[10]),
-                    "why_not": r[11],
-                }
-            )
-        return result
+        return decision_rows(self._db, "1", (), limit)
