@@ -179,7 +179,8 @@ def prometheus(workdir: Path, exporter: str, prometheus_binary: str) -> Iterator
                     pytest.fail(f"prometheus did not start: {log.read_text()[-2000:]}")
                 time.sleep(0.2)
         rules = json.loads(get(base + "/api/v1/rules"))["data"]["groups"]
-        assert {g["name"] for g in rules} == {"ctguard-conntrack", "ctguard-conntrack.rules"}
+        names = {g["name"] for g in rules}
+        assert names == {"ctguard-conntrack", "ctguard-conntrack.rules", "ctguard-guard"}
         yield base
     finally:
         stop(process)

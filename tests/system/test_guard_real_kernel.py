@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +79,18 @@ def guard(tmp_path: Path, server, policy: str = POLICY, *extra: str) -> Iterator
                 process.wait()
 
 
+def scrape(log: Path) -> dict[str, float]:
+    """The guard's metrics (--listen 127.0.0.1:0: the port is in its log), by series."""
+    urls = re.findall(r"guard metrics on (http://127\.0\.0\.1:\d+/metrics)", log.read_text())
+    assert urls, log.read_text()
+    body = urllib.request.urlopen(urls[-1], timeout=10).read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def kill(log: Path) -> None:
     """SIGKILL the guard writing ``log`` (found by its open log file)."""
     for pid in os.listdir("/proc"):
@@ -119,7 +133,8 @@ def test_a_flooder_is_blocked_the_innocent_never_and_the_ban_survives_kill_and_f
     topology, tmp_path: Path
 ) -> None:
     server, (attacker, atk, srv_a), (innocent, inn, srv_b) = topology
-    with guard(tmp_path, server) as log:
+    listen = ("--listen", "127.0.0.1:0")
+    with guard(tmp_path, server, POLICY, *listen) as log:
         for round_ in range(20):
             send_udp(innocent, srv_b, [3000 + round_])  # 10 new flows per second: normal
             time.sleep(0.1)
@@ -134,11 +149,27 @@ def test_a_flooder_is_blocked_the_innocent_never_and_the_ban_survives_kill_and_f
         line = next(x for x in text.splitlines() if "action=block " in x)
         assert f"source={atk}/32" in line and "signal=new-flows-source" in line
         assert "until=" in line
+        # the metrics show the block beside the exporter's families of the namespace
+        ns = server.name
+        assert wait_until(
+            lambda: scrape(log).get(f'ctguard_guard_bans_active{{netns="{ns}"}}') == 1
+        )
+        seen = scrape(log)
+        block = 'ctguard_guard_decisions_total{action="block",signal="new-flows-source"}'
+        assert seen[block] == 1
+        assert seen["ctguard_guard_detection_latency_seconds_count"] == 1
+        assert seen[f'ctguard_conntrack_entries{{netns="{ns}"}}'] >= 0
         kill(log)
     server.exec(["nft", "flush", "ruleset"])
     assert not blocked(server, atk)
-    with guard(tmp_path, server):
+    with guard(tmp_path, server, POLICY, *listen) as log:
         assert wait_until(lambda: blocked(server, atk), timeout=4)  # one reconcile interval
+        repairs = f'ctguard_guard_reconcile_repairs_total{{netns="{server.name}"}}'
+        assert wait_until(lambda: scrape(log).get(repairs) == 1, timeout=5)
+        url = re.findall(r"guard metrics on (\S+)", log.read_text())[-1]
+    # SIGTERM stopped the metrics server with the guard
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)
     # SIGTERM left the ban in the kernel
     assert blocked(server, atk)
     env = env_for(tmp_path)

@@ -41,6 +41,12 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="decide and log 'would-block'; change nothing"
     )
+    parser.add_argument(
+        "--listen",
+        metavar="ADDR:PORT",
+        help="serve Prometheus metrics here: the exporter's plus the guard's decisions, bans, "
+        "detection latency and repairs (e.g. 127.0.0.1:10372; :PORT for every address)",
+    )
     parser.add_argument("--history", action="store_true", help="list past decisions and exit")
     parser.add_argument("--json", action="store_true", help="with --history: print JSON")
     parser.add_argument(
@@ -94,15 +100,46 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         raise AccessDenied(
             "the guard reads netlink and loads rules: it needs root", hint="run: sudo ctguard guard"
         )
-    guard = Guard(
-        config=path,
-        policy=policy,
-        state_dir=state_dir_from(env.environ),
-        environ=env.environ,
-        log=env.stderr,
-        specs=tuple(args.netns),
-        all_netns=args.all_netns,
-        dry_run=args.dry_run,
-    )
-    guard.run()
+    server = None
+    if args.listen:
+        from prometheus_client import CollectorRegistry
+
+        from ctguard.render.metrics_http import bind, landing_page
+
+        # bound before anything else starts, so a bad --listen changes nothing
+        registry = CollectorRegistry(auto_describe=False)
+        server = bind(args.listen, registry, landing_page("ctguard guard", _about(args)))
+    try:
+        guard = Guard(
+            config=path,
+            policy=policy,
+            state_dir=state_dir_from(env.environ),
+            environ=env.environ,
+            log=env.stderr,
+            specs=tuple(args.netns),
+            all_netns=args.all_netns,
+            dry_run=args.dry_run,
+        )
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
+    if server is None:
+        guard.run()
+        return ExitStatus.OK
+    from ctguard.guard.metrics import run_listening
+
+    run_listening(guard, server, registry, env.stderr)
     return ExitStatus.OK
+
+
+def _about(args: argparse.Namespace) -> str:
+    what = (
+        "every network namespace"
+        if args.all_netns
+        else (", ".join(args.netns) if args.netns else "this network namespace")
+    )
+    return (
+        f"Connection tracking (nf_conntrack) of {what}, read at each scrape, and the "
+        "guard's decisions, bans, detection latency and repairs."
+    )

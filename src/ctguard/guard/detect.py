@@ -104,6 +104,7 @@ class Decision:
     repeat: int  # earlier bans of this target remembered
     evidence: dict[str, Any] = field(default_factory=dict)
     why_not: str = ""
+    first_sign: float | None = None  # start of the first tick the rule was crossed in
 
     @property
     def blocks(self) -> bool:
@@ -152,13 +153,14 @@ class Budget:
 class Detector:
     """One namespace's memory between ticks: streaks above a rate, recent reports.
 
-    Both are bounded: a streak exists only for a key that was above its rate
+    Both are bounded: a streak (and when it began) exists only for a key that was above its rate
     in the last tick (at most the sketch's size), and a report note expires
     after REPORT_QUIET seconds.
     """
 
     def __init__(self) -> None:
         self.streaks: dict[tuple[str, bytes], int] = {}
+        self.since: dict[tuple[str, bytes], float] = {}  # when each streak began
         self.quiet: dict[str, float] = {}
 
     def decide(
@@ -181,18 +183,24 @@ class Detector:
         self.quiet = {k: t for k, t in self.quiet.items() if t > now}
         detect = policy.detect
         seconds = max(obs.seconds, 1e-3)
-        candidates: list[tuple[Network, str, float, float, dict[str, Any]]] = []
+        window_start = now - seconds
+        candidates: list[tuple[Network, str, float, float, dict[str, Any], float]] = []
         streaks: dict[tuple[str, bytes], int] = {}
+        since: dict[tuple[str, bytes], float] = {}
         chosen: list[Network] = []
 
-        def over(kind: str, sketch: HeavyHitters, threshold: int) -> list[tuple[bytes, float]]:
+        def over(
+            kind: str, sketch: HeavyHitters, threshold: int
+        ) -> list[tuple[bytes, float, float]]:
             found = []
             for key, count in sketch.at_least(int(threshold * seconds)):
                 assert isinstance(key, bytes)
                 streak = self.streaks.get((kind, key), 0) + 1
                 streaks[(kind, key)] = streak
+                began = self.since.get((kind, key), window_start) if streak > 1 else window_start
+                since[(kind, key)] = began
                 if streak >= detect.sustain_ticks:
-                    found.append((key, count / seconds))
+                    found.append((key, count / seconds, began))
             return found
 
         window = obs.window
@@ -203,7 +211,7 @@ class Detector:
             "count": obs.count,
             "max": obs.max,
         }
-        for key, rate in over("src", window.sources, detect.new_flows_per_source):
+        for key, rate, began in over("src", window.sources, detect.new_flows_per_source):
             network = network_of(key)
             chosen.append(network)
             candidates.append(
@@ -213,13 +221,14 @@ class Detector:
                     rate,
                     detect.new_flows_per_source,
                     {**evidence_base, "error_bound": window.sources.error},
+                    began,
                 )
             )
         for kind, sketch, threshold, prefix, signal in (
             ("net24", window.net24, detect.new_flows_per_net24, 24, SIGNAL_NET24),
             ("net64", window.net64, detect.new_flows_per_net64, 64, SIGNAL_NET64),
         ):
-            for key, rate in over(kind, sketch, threshold):
+            for key, rate, began in over(kind, sketch, threshold):
                 network = network_of(key.ljust(4 if prefix == 24 else 16, b"\0"), prefix)
                 # what the single sources blocked this tick (or before) already explain
                 explained = sum(
@@ -237,6 +246,7 @@ class Detector:
                             rate,
                             threshold,
                             {**evidence_base, "explained_by_sources": round(explained, 1)},
+                            began,
                         )
                     )
         fill = (obs.count / obs.max) if obs.count is not None and obs.max else None
@@ -258,12 +268,14 @@ class Detector:
                                 "scanned": obs.scan.scanned,
                                 "scan_complete": obs.scan.complete,
                             },
+                            window_start,
                         )
                     )
         self.streaks = streaks
+        self.since = since
         decisions: list[Decision] = []
         seen: set[str] = set()
-        for network, signal, value, limit, evidence in candidates:
+        for network, signal, value, limit, evidence, began in candidates:
             target = str(network)
             if target in seen or _covered(network, active):
                 continue
@@ -300,6 +312,7 @@ class Detector:
                     repeat,
                     evidence,
                     why_not,
+                    began,
                 )
             )
         return decisions

@@ -46,6 +46,7 @@ from ctguard.guard.detect import (
     TableScan,
     Window,
 )
+from ctguard.guard.metrics import GuardMetrics
 from ctguard.guard.policy import Policy, parse_policy
 from ctguard.guard.sketch import HeavyHitters
 from ctguard.guard.state import (
@@ -167,6 +168,7 @@ class Guard:
         self.reload_wanted = False
         self.last_reconcile = -1e18
         self.nft = shutil.which("nft") is not None
+        self.metrics = GuardMetrics()  # read by --listen's HTTP thread
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class Guard:
             if self.reload_wanted:
                 self.reload()
             self.tick()
+            self.metrics.ticked(self.clock(), self.bans_in_force())
             ticks += 1
             next_tick += self.policy.service.tick
             delay = next_tick - self.clock()
@@ -228,6 +231,14 @@ class Guard:
 
     # -- one tick ----------------------------------------------------------------------
 
+    def bans_in_force(self) -> dict[str, int]:
+        """Applied, unexpired bans per namespace."""
+        counts: dict[str, int] = {}
+        for ban in self.db.active_bans(self.clock()):
+            if ban.status == STATUS_APPLIED:
+                counts[ban.netns] = counts.get(ban.netns, 0) + 1
+        return counts
+
     def _follow(self, samples: tuple[NetnsSample, ...]) -> None:
         """Open a watch for each namespace that appeared, close those that vanished."""
         present = {s.label for s in samples if s.max is not None}
@@ -236,6 +247,7 @@ class Guard:
                 watch = self.watches.pop(label)
                 if watch.events is not None:
                     watch.events.close()
+                self.metrics.gone(label)
                 self.emit(event="netns-gone", netns=label)
         for sample in samples:
             if sample.label in self.watches or sample.max is None:
@@ -247,6 +259,7 @@ class Guard:
             except CtguardError as err:
                 self.emit(event="no-events", netns=sample.label, why=err.what)
             self.watches[sample.label] = Watch(sample.label, sample.netns, events)
+            self.metrics.watching(sample.label)
             self.emit(event="watching", netns=sample.label)
 
     def tick(self) -> None:
@@ -262,9 +275,11 @@ class Guard:
             policy = self.policy.for_netns(watch.label)
             window = Window(policy.detect.tracked_sources)
             if watch.events is not None:
+                overruns = watch.events.overruns
                 _, lost = watch.events.drain(window.add)
                 window.lost = lost
                 if lost:
+                    self.metrics.lost(watch.label, watch.events.overruns - overruns)
                     self.emit(
                         event="events-lost", netns=watch.label, overruns=watch.events.overruns
                     )
@@ -288,6 +303,7 @@ class Guard:
             )
             for decision in decisions:
                 decision_id = self.db.record(decision, now)
+                self.metrics.decided(decision.action, decision.signal)
                 until = None if decision.duration is None else now + decision.duration
                 self.emit(
                     netns=decision.netns,
@@ -417,7 +433,10 @@ class Guard:
             for _, ban_id in items:
                 self.emit(event="block-failed", netns=watch.label, ban=ban_id, why=err.what)
             return  # pending: the next reconcile tries again
+        in_kernel = self.clock()
         for decision, ban_id in items:
+            if decision.first_sign is not None:
+                self.metrics.blocked_after(in_kernel - decision.first_sign)
             self.db.set_status(ban_id, STATUS_APPLIED, now)
             watch.unverified[ban_id] = now
             self.emit(event="blocked", netns=watch.label, source=decision.target, ban=ban_id)
@@ -503,6 +522,7 @@ class Guard:
             for ban in keep:
                 self.db.set_status(ban.id, STATUS_APPLIED, now)
                 watch.unverified[ban.id] = now
+            self.metrics.repaired(label, len(keep))
             self.emit(
                 event="restored",
                 netns=label,
