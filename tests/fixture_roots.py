@@ -174,3 +174,36 @@ def root_no_conntrack(base: Path) -> Path:
     base_root(base, slab=None, module=None)
     write_sysctls(base, sample("sysctl_hotsos_vault_no_nf_conntrack.txt"))
     return base
+
+
+NEIGH_STAT_HEADER = (
+    "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast "
+    "rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls"
+)
+
+
+def write_neighbours(
+    base: Path,
+    family: str,
+    entries: int,
+    *,
+    table_fulls: int = 0,
+    thresholds: tuple[int, int, int] = (128, 512, 1024),
+) -> Path:
+    """One neighbour table as /proc shows it: stat/{arp,ndisc}_cache (2 CPUs) and gc_*."""
+    name = "arp_cache" if family == "ipv4" else "ndisc_cache"
+    rows = [{"entries": entries, "table_fulls": table_fulls}, {"entries": entries}]
+    write(base, f"proc/net/stat/{name}", stat_rows(NEIGH_STAT_HEADER, rows))
+    keys = ("gc_thresh1", "gc_thresh2", "gc_thresh3")
+    for key, value in (*zip(keys, thresholds, strict=True), ("gc_stale_time", 60)):
+        write(base, f"proc/sys/net/{family}/neigh/default/{key}", f"{value}\n")
+    return base
+
+
+def root_gateway_neighbours(base: Path) -> Path:
+    """A NAT gateway for many clients: 1,000 ARP entries, 37 refused at gc_thresh3
+    1,024, and a quiet IPv6 table."""
+    root_k618_sample(base)
+    write_neighbours(base, "ipv4", 1000, table_fulls=37)
+    write_neighbours(base, "ipv6", 3)
+    return base

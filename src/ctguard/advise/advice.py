@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ctguard.advise.misconceptions import Correction, corrections
+from ctguard.advise.neighbours import NeighbourAdvice, NeighbourEvidence, advise_neighbours
 from ctguard.advise.sizing import (
     DEFAULT_HEADROOM,
     DEFAULT_RAM_SHARE,
@@ -41,6 +42,8 @@ class Evidence:
     max_periods: tuple[MaxPeriod, ...] = ()  # this boot's maxes with their lines
     log_note: str = ""
     keepalive: KeepaliveFloor = field(default_factory=lambda: KeepaliveFloor(7875, "defaults"))
+    # per family: this boot's neighbour overflow lines and ctguard's gc_thresh3 changes
+    neighbours: tuple[NeighbourEvidence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Advice:
     wrong_fix: list[Finding]
     evidence: Evidence
     notes: list[str]
+    neighbours: list[NeighbourAdvice] = field(default_factory=list)
 
     @property
     def global_targets(self) -> dict[str, int]:
@@ -69,6 +73,14 @@ class Advice:
             targets["max"] = self.sizing.recommended_max
         if self.sizing.change_buckets:
             targets["buckets"] = self.sizing.recommended_buckets
+        return targets
+
+    @property
+    def neighbour_targets(self) -> dict[str, int]:
+        """gc_thresh sysctl -> value this advice would set (global: init namespace only)."""
+        targets: dict[str, int] = {}
+        for item in self.neighbours:
+            targets.update(item.targets)
         return targets
 
     @property
@@ -126,6 +138,20 @@ def build_advice(
     for note in (evidence.table_note, evidence.log_note):
         if note:
             notes.append(note)
+    neighbours = []
+    if snapshot.netns is not None:
+        notes.append(
+            "the neighbour tables and their gc_thresh1/2/3 are global and not visible from "
+            "a network namespace: size them for the whole host without --netns"
+        )
+    else:
+        by_family = {item.family: item for item in evidence.neighbours}
+        for table in snapshot.neighbours:
+            item = advise_neighbours(table, by_family.get(table.family), options.headroom)
+            if item is None:
+                notes.append(f"{table.name} entries not readable: no gc_thresh advice for it")
+            else:
+                neighbours.append(item)
     return Advice(
         snapshot=snapshot,
         sizing=sizing,
@@ -134,4 +160,5 @@ def build_advice(
         wrong_fix=wrong_fix,
         evidence=evidence,
         notes=notes,
+        neighbours=neighbours,
     )

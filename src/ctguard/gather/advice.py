@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctguard.advise.advice import Advice, AdviceOptions, Evidence, build_advice
+from ctguard.advise.neighbours import NeighbourEvidence
 from ctguard.advise.sizing import MaxPeriod
 from ctguard.advise.timeouts import KeepaliveFloor, keepalive_floor
+from ctguard.gather.journal_history import MaxEvent
 from ctguard.gather.status import read_snapshot_in
 from ctguard.gather.table import TableSection
 from ctguard.kernel.netns import entered_netns
@@ -55,6 +57,18 @@ def namespace_counts(root: KernelRoot, is_root: bool) -> tuple[tuple[str, int], 
     )
 
 
+def gc_thresh3_events(state_dir: Path, root: KernelRoot) -> dict[str, list[MaxEvent]]:
+    """ctguard's changes of each family's gc_thresh3 (live only: a bundle has no journal)."""
+    from ctguard.gather.journal_history import sysctl_events
+
+    if not root.is_live:
+        return {}
+    return {
+        family: sysctl_events(state_dir, frozenset({f"net.{family}.neigh.default.gc_thresh3"}))
+        for family in ("ipv4", "ipv6")
+    }
+
+
 def gather_advice(
     root: KernelRoot,
     netns: NetnsRef | None,
@@ -67,7 +81,7 @@ def gather_advice(
 ) -> Advice:
     """The advice; ``table``: the table section already read (doctor, the report)."""
     from ctguard.gather.journal_history import max_events
-    from ctguard.gather.kernel_log import max_periods
+    from ctguard.gather.kernel_log import max_periods, neighbour_evidence, read_boot_log
 
     snapshot = read_snapshot_in(root, netns)
     profile = None
@@ -82,9 +96,14 @@ def gather_advice(
         table_note = "table content not read (--no-table): timeout advice has no evidence"
     full_lines, log_note = 0, ""
     periods: tuple[MaxPeriod, ...] = ()
+    neighbours: tuple[NeighbourEvidence, ...] = ()
     if choice.logs:
         events = max_events(state_dir) if root.is_live else []
-        full_lines, periods, log_note = max_periods(root, events, snapshot.max)
+        log, log_note = read_boot_log(root)
+        if log is not None:
+            full_lines, periods, log_note = max_periods(root, events, snapshot.max, log=log)
+        if snapshot.neighbours:
+            neighbours = neighbour_evidence(log, gc_thresh3_events(state_dir, root))
     counts = namespace_counts(root, is_root) if netns is None else ()
     evidence = Evidence(
         profile=profile,
@@ -95,5 +114,6 @@ def gather_advice(
         max_periods=periods,
         log_note=log_note,
         keepalive=read_keepalive(root, netns),
+        neighbours=neighbours,
     )
     return build_advice(snapshot, evidence, options)

@@ -33,9 +33,16 @@ _DIRECTION = {
 
 def max_events(state_dir: Path) -> list[MaxEvent]:
     """Every change of the global nf_conntrack_max in the journal, oldest first."""
+    from ctguard.plan.conntrack_settings import MAX_SYSCTLS
+
+    return sysctl_events(state_dir, MAX_SYSCTLS)
+
+
+def sysctl_events(state_dir: Path, names: frozenset[str]) -> list[MaxEvent]:
+    """Every change of the global sysctls ``names`` in the journal, oldest first
+    (the same rules as for the max: e.g. a neighbour table's gc_thresh3)."""
     from ctguard.effects.journal import Journal
     from ctguard.plan.actions import SetSysctl
-    from ctguard.plan.conntrack_settings import MAX_SYSCTLS
 
     try:
         changes = Journal(state_dir).all()
@@ -45,7 +52,7 @@ def max_events(state_dir: Path) -> list[MaxEvent]:
     for change in changes:
         for step in change.steps:
             action = step.action
-            if not (isinstance(action, SetSysctl) and action.name in MAX_SYSCTLS):
+            if not (isinstance(action, SetSysctl) and action.name in names):
                 continue
             if action.netns is not None or step.original is None:
                 continue

@@ -14,9 +14,11 @@ from ctguard.kernel.root import KernelRoot
 from ctguard.model.findings import Finding
 
 if TYPE_CHECKING:
+    from ctguard.advise.neighbours import NeighbourEvidence
     from ctguard.advise.sizing import MaxPeriod
     from ctguard.analyze.log_checks import MaxRaise
     from ctguard.analyze.log_episodes import LogReport
+    from ctguard.model.kernlog import LogRecord
 
 
 def live_netns_names() -> dict[int, str]:
@@ -89,17 +91,17 @@ def max_raise(state_dir: Path, current_max: int | None) -> MaxRaise | None:
     return MaxRaise(change[0], change[1], current_max)
 
 
-def max_periods(
-    root: KernelRoot, events: list[MaxEvent], current_max: int | None
-) -> tuple[int, tuple[MaxPeriod, ...], str]:
-    """This boot's 'table full' lines, each counted at the max in force when it
-    was logged, and a note when the log was not read.
+@dataclass(frozen=True)
+class BootLog:
+    """This boot's kernel log, parsed once for everything advise judges by it."""
 
-    ``events`` (see :func:`gather.journal_history.max_events`) split this
-    boot into periods; without events of this boot, or without wall-clock
-    times to place the lines, there is one period: today's max.
-    """
-    from ctguard.advise.sizing import MaxPeriod
+    records: list[LogRecord]
+    boot: datetime | None
+    report: LogReport  # since boot
+
+
+def read_boot_log(root: KernelRoot) -> tuple[BootLog | None, str]:
+    """(the log, "") or (None, why it was not read)."""
     from ctguard.analyze.log_episodes import build_log_report
     from ctguard.kernel.kernlog_sources import bundle_source, live_source
     from ctguard.parse.kernlog import parse_log
@@ -107,10 +109,35 @@ def max_periods(
     try:
         source = live_source() if root.is_live else bundle_source(root)
     except CtguardError as err:
-        return 0, (), f"kernel log not read: {err.what}"
+        return None, f"kernel log not read: {err.what}"
     records = parse_log(source.lines, source.reference)
     boot = source.boot_time
-    report = build_log_report(records, boot_time=boot, since=boot)
+    return BootLog(records, boot, build_log_report(records, boot_time=boot, since=boot)), ""
+
+
+def max_periods(
+    root: KernelRoot,
+    events: list[MaxEvent],
+    current_max: int | None,
+    *,
+    log: BootLog | None = None,
+) -> tuple[int, tuple[MaxPeriod, ...], str]:
+    """This boot's 'table full' lines, each counted at the max in force when it
+    was logged, and a note when the log was not read.
+
+    ``events`` (see :func:`gather.journal_history.max_events`) split this
+    boot into periods; without events of this boot, or without wall-clock
+    times to place the lines, there is one period: today's max.  ``log``:
+    the log already read (else it is read here).
+    """
+    from ctguard.advise.sizing import MaxPeriod
+    from ctguard.analyze.log_episodes import build_log_report
+
+    if log is None:
+        log, note = read_boot_log(root)
+        if log is None:
+            return 0, (), note
+    records, boot, report = log.records, log.boot, log.report
     total = report.table_full_lines
     this_boot = [e for e in events if boot is not None and e.when > boot.timestamp()]
     if not this_boot or current_max is None or report.axis.basis in ("relative", "order"):
@@ -144,3 +171,46 @@ def max_periods(
 
 def _shown(when: float) -> str:
     return datetime.fromtimestamp(when, tz=UTC).isoformat(timespec="seconds")
+
+
+# the tables each family's overflow lines name; 2.6's "Neighbour table
+# overflow." (no table) came from the IPv4 route cache
+NEIGHBOUR_TABLES = {"ipv4": ("arp_cache", ""), "ipv6": ("ndisc_cache",)}
+
+
+def neighbour_evidence(
+    log: BootLog | None, events: dict[str, list[MaxEvent]]
+) -> tuple[NeighbourEvidence, ...]:
+    """Per family: this boot's overflow lines, those since ctguard last changed
+    its gc_thresh3 (``events``: per family, from the journal), and the lowest
+    gc_thresh3 in force this boot.
+
+    Lines that cannot be placed in time (no wall clock) count as logged
+    before the change: at the lowest limit, so an apply -> rollback cycle
+    never reads them as a full table at the raised value.
+    """
+    from ctguard.advise.neighbours import NeighbourEvidence
+    from ctguard.analyze.log_episodes import build_log_report
+
+    result = []
+    boot = log.boot if log is not None else None
+    for family, tables in NEIGHBOUR_TABLES.items():
+        this_boot = [e for e in events.get(family, []) if boot and e.when > boot.timestamp()]
+        lowest = min((v for e in this_boot for v in (e.before, e.after)), default=None)
+        if log is None:
+            result.append(NeighbourEvidence(family, lowest_thresh3=lowest))
+            continue
+
+        def lines(report: LogReport, tables: tuple[str, ...] = tables) -> int:
+            return sum(e.lines for e in report.neighbour_episodes if e.table in tables)
+
+        total = lines(log.report)
+        if not this_boot:
+            since = total
+        elif log.report.axis.basis in ("relative", "order"):
+            since = 0
+        else:
+            last = datetime.fromtimestamp(this_boot[-1].when, tz=UTC)
+            since = lines(build_log_report(log.records, boot_time=boot, since=last))
+        result.append(NeighbourEvidence(family, total, since, lowest))
+    return tuple(result)

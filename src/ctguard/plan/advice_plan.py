@@ -10,10 +10,14 @@ from ctguard.plan.conntrack_settings import SettingTargets, plan_settings
 
 
 def advice_targets(advice: Advice, with_global: bool) -> SettingTargets:
-    """The global sizing only for the host's own namespace (max and buckets are global)."""
+    """The global sizing only for the host's own namespace (max, buckets and the
+    neighbour thresholds are global)."""
     sizing = advice.global_targets if with_global else {}
     return SettingTargets(
-        max=sizing.get("max"), buckets=sizing.get("buckets"), timeouts=advice.timeout_targets
+        max=sizing.get("max"),
+        buckets=sizing.get("buckets"),
+        timeouts=advice.timeout_targets,
+        neighbours=advice.neighbour_targets if with_global else {},
     )
 
 

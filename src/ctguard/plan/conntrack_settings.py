@@ -10,6 +10,11 @@ module before systemd-sysctl applies them (otherwise: "unknown key"), and
 ``modprobe.d`` passes ``hashsize=`` at load (the only way to size the hash
 at boot).  Each file is ctguard's own: values from earlier applies are kept
 and only the keys being changed are replaced.
+
+The neighbour tables' gc_thresh1/2/3 (global, like max) go in the same
+sysctl.d file; they need no module, and are written in an order that keeps
+gc_thresh1 <= gc_thresh2 <= gc_thresh3 at every step (and so does the
+rollback, which undoes the steps in reverse).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctguard.advise.neighbours import INT_MAX, KERNEL_DEFAULTS, KEYS
 from ctguard.advise.sizing import MAX_ENTRIES_LIMIT, round_up_to_page
 from ctguard.advise.timeouts import MAX_TIMEOUT_SECONDS
 from ctguard.errors import UsageError
@@ -40,10 +46,14 @@ class SettingTargets:
     max: int | None = None
     buckets: int | None = None
     timeouts: dict[str, int] = field(default_factory=dict)
+    # net.{ipv4,ipv6}.neigh.default.gc_thresh{1,2,3} -> value (global)
+    neighbours: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return self.max is None and self.buckets is None and not self.timeouts
+        return (
+            self.max is None and self.buckets is None and not self.timeouts and not self.neighbours
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,13 @@ def validate_targets(
             hint="run without --netns to size the table for the whole host; --netns applies "
             "to the per-namespace timeouts",
         )
+    if netns is not None and targets.neighbours:
+        raise UsageError(
+            "the neighbour tables' gc_thresh1/2/3 are global: they cannot be set for one "
+            "network namespace (they do not exist there)",
+            hint="run without --netns to size them for the whole host",
+        )
+    _validate_neighbours(snapshot, targets.neighbours)
     if targets.max is not None:
         if not 1 <= targets.max <= MAX_ENTRIES_LIMIT:
             raise UsageError(f"--max {targets.max} is out of range (1 .. {MAX_ENTRIES_LIMIT:,})")
@@ -106,6 +123,71 @@ def validate_targets(
                 f"timeout {key}={seconds} is out of range (1 .. {MAX_TIMEOUT_SECONDS} seconds)"
             )
     return warnings
+
+
+def neighbour_values(snapshot: Snapshot, family: str) -> tuple[int | None, ...]:
+    """gc_thresh1/2/3 of one family as read (None: not readable)."""
+    for table in snapshot.neighbours:
+        if table.family == family:
+            return (table.gc_thresh1, table.gc_thresh2, table.gc_thresh3)
+    return (None, None, None)
+
+
+def _neighbour_key(name: str) -> tuple[str, int]:
+    """net.ipv4.neigh.default.gc_thresh2 -> ("ipv4", 1); UsageError for anything else."""
+    parts = name.split(".")
+    if (
+        len(parts) != 5
+        or parts[0] != "net"
+        or parts[1] not in ("ipv4", "ipv6")
+        or parts[2:4] != ["neigh", "default"]
+        or parts[4] not in KEYS
+    ):
+        raise UsageError(
+            f"{name!r} is not a neighbour table threshold",
+            hint="expected net.ipv4|ipv6.neigh.default.gc_thresh1|2|3",
+        )
+    return parts[1], KEYS.index(parts[4])
+
+
+def _validate_neighbours(snapshot: Snapshot, values: dict[str, int]) -> None:
+    """Each value in 0 .. INT_MAX, and gc_thresh1 <= gc_thresh2 <= gc_thresh3 once set."""
+    wanted: dict[str, list[int | None]] = {}
+    for name, value in values.items():
+        family, index = _neighbour_key(name)
+        if not 0 <= value <= INT_MAX:
+            raise UsageError(f"{name} = {value} is out of range (0 .. {INT_MAX:,})")
+        wanted.setdefault(family, list(neighbour_values(snapshot, family)))[index] = value
+    for family, result in wanted.items():
+        final = [
+            default if value is None else value
+            for value, default in zip(result, KERNEL_DEFAULTS, strict=True)
+        ]
+        if not final[0] <= final[1] <= final[2]:
+            raise UsageError(
+                f"net.{family}.neigh.default gc_thresh1/2/3 would be "
+                + "/".join(f"{value:,}" for value in final)
+                + ": the kernel uses them as gc_thresh1 <= gc_thresh2 <= gc_thresh3",
+                hint="raise gc_thresh3 (and gc_thresh2) together with the lower ones",
+            )
+
+
+def neighbour_write_order(snapshot: Snapshot, values: dict[str, int]) -> list[str]:
+    """The names in an order that keeps every intermediate state ordered.
+
+    Raised values first, from gc_thresh3 down, then lowered ones from
+    gc_thresh1 up: a raised value is never above the one after it (already
+    raised, or lowered only to at least the new value) nor below the one
+    before it (not yet raised), and the other way round for lowered ones.
+    """
+
+    def key(name: str) -> tuple[int, str, int]:
+        family, index = _neighbour_key(name)
+        old = neighbour_values(snapshot, family)[index]
+        raised = old is None or values[name] >= old
+        return (0, family, -index) if raised else (1, family, index)
+
+    return sorted(values, key=key)
 
 
 def plan_settings(
@@ -148,6 +230,12 @@ def plan_settings(
             SetSysctl(naming.sysctl("max"), str(targets.max), None, "table size"),
             snapshot.max,
         )
+    for name in neighbour_write_order(snapshot, targets.neighbours):
+        family, index = _neighbour_key(name)
+        runtime(
+            SetSysctl(name, str(targets.neighbours[name]), None, "neighbour table threshold"),
+            neighbour_values(snapshot, family)[index],
+        )
     for key, seconds in sorted(targets.timeouts.items()):
         setting = snapshot.timeout(key)
         name = setting.sysctl if setting else naming.sysctl(key)
@@ -186,12 +274,15 @@ def _persistent_files(
         values[naming.sysctl("max")] = str(targets.max)
     for key, seconds in sorted(targets.timeouts.items()):
         values[naming.sysctl(key)] = str(seconds)
+    conntrack = bool(values)
+    values.update({name: str(value) for name, value in sorted(targets.neighbours.items())})
     if values:
         path = etc_dir / SYSCTL_FILE
         warnings.extend(sysctl_conflicts(etc_dir, values))
         merged = {**read_own_sysctl_file(path), **values}
         content = HEADER + "".join(f"{key} = {value}\n" for key, value in sorted(merged.items()))
         files.append(WriteFile(str(path), content, why="values applied at boot by systemd-sysctl"))
+    if conntrack:
         files.append(
             WriteFile(
                 str(etc_dir / MODULES_LOAD_FILE),

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ctguard.advise.advice import Advice
+from ctguard.advise.neighbours import KEYS
 from ctguard.plan.actions import Plan
 
 
@@ -38,6 +39,23 @@ def advise_json(advice: Advice, plan: Plan | None) -> dict[str, Any]:
             "warnings": sizing.warnings,
         },
         "timeouts": [{**asdict(item), "change": item.change} for item in advice.timeouts],
+        "neighbours": [
+            {
+                "family": item.family,
+                "table": item.table,
+                "entries": item.entries,
+                "peak": item.peak,
+                "peak_basis": item.peak_basis,
+                "overflowed": item.overflowed,
+                "current": dict(zip(KEYS, item.current, strict=True)),
+                "recommended": dict(zip(KEYS, item.recommended, strict=True)),
+                "change": item.change,
+                "memory_at_gc_thresh3_bytes": item.memory_at_thresh3,
+                "why": item.why,
+                "warnings": item.warnings,
+            }
+            for item in advice.neighbours
+        ],
         "wrong_fix": [finding.to_json() for finding in advice.wrong_fix],
         "corrections": [asdict(item) for item in advice.corrections],
         "notes": advice.notes,

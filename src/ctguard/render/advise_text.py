@@ -46,6 +46,8 @@ def render_advice(console: Any, advice: Advice) -> None:
             console.print(f"  {number}. {line}")
         for warning in sizing.warnings:
             console.print(Text(f"  warning: {warning}", style="yellow"))
+    if advice.neighbours:
+        render_neighbours(console, advice)
     if advice.wrong_fix:
         console.print(Text("\nraising max is the wrong fix here", style="bold red"))
         for finding in advice.wrong_fix:
@@ -74,3 +76,38 @@ def render_advice(console: Any, advice: Advice) -> None:
             console.print(f"    {correction.truth}")
     for note in advice.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def render_neighbours(console: Any, advice: Advice) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ctguard.advise.neighbours import KEYS, mib
+
+    console.print(
+        Text("\nneighbour tables (global: every network namespace shares them)", style="bold")
+    )
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("", "entries", *KEYS, "recommended"):
+        table.add_column(column, justify="left" if not column else "right")
+    for item in advice.neighbours:
+        recommended = (
+            "/".join(f"{value:,}" for value in item.recommended) if item.change else "fine"
+        )
+        table.add_row(
+            f"{item.prefix} ({item.table})",
+            f"{item.entries:,}",
+            *(f"{value:,}" for value in item.current),
+            recommended,
+        )
+    console.print(table)
+    for item in advice.neighbours:
+        if not item.change:  # the peak and why it fits; the rest is in --json
+            console.print(f"  {item.family}: {item.why[0]}; {item.why[2]}")
+            continue
+        cost = mib(item.memory_at_thresh3)
+        console.print(f"  {item.family}: raise; at gc_thresh3 the table may take {cost}")
+        for number, line in enumerate(item.why, 1):
+            console.print(f"    {number}. {line}")
+        for warning in item.warnings:
+            console.print(Text(f"    warning: {warning}", style="yellow"))
