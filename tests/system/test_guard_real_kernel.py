@@ -231,3 +231,39 @@ def test_a_table_filled_before_the_guard_starts_is_found(topology, tmp_path: Pat
         assert "signal=table-share" in log.read_text()
     assert not blocked(server, inn)
     assert entries_of(server, atk) == 0
+
+
+def test_a_capture_taken_while_the_guard_runs_reports_its_history(topology, tmp_path: Path) -> None:
+    """The guard's database copied live into a bundle: the report shows the namespace's
+    fill, the dry run's would-block decisions and their source."""
+    server, (attacker, atk, srv_a), _ = topology
+    bundle = tmp_path / "host.tar.gz"
+    ctguard = [sys.executable, "-m", "ctguard"]
+    with guard(tmp_path, server, POLICY, "--dry-run") as log:
+        assert flood_until(attacker, atk, srv_a, lambda: "would-block" in log.read_text())
+        captured = subprocess.run(
+            [*ctguard, "capture", "--netns", server.name, "--no-table", str(bundle)],
+            env=env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert captured.returncode == 0, captured.stderr
+    report = subprocess.run(
+        [*ctguard, "report", "--root", str(bundle), "--json"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    history = json.loads(report.stdout)["guard"]
+    assert history["state"] == "recorded", history["summary"]
+    (netns,) = history["namespaces"]
+    assert netns["netns"] == server.name
+    assert any(b is not None and b["peak"] > 0 for b in netns["bins"])  # the flood's entries
+    assert sum(history["decisions_per_bin"]["would-block"]) >= 1
+    assert f"{atk}/32" in {d["target"] for d in history["decisions"]}
+    assert history["bans"] == []  # a dry run bans nothing

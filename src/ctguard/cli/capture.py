@@ -8,6 +8,8 @@ from typing import Any
 
 from ctguard.cli.common import resolve_netns_option, write_json
 from ctguard.cli.env import Environment, ExitStatus
+from ctguard.effects.journal import state_dir_from
+from ctguard.gather.guard_db import db_path
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.command import ctguard_command
 
@@ -36,7 +38,13 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     target = Path(args.destination)
     work = prepare_destination(target)
     with entered_netns(netns):
-        result = capture_into(work, root, netns, with_table=not args.no_table)
+        result = capture_into(
+            work,
+            root,
+            netns,
+            with_table=not args.no_table,
+            guard_db=db_path(state_dir_from(env.environ)),
+        )
     finish_destination(work, target)
     if args.json:
         write_json(

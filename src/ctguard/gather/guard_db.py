@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 DB_NAME = "guard.sqlite3"
-BUNDLE_GUARD_DB = "ctguard/guard.sqlite3"  # where `ctguard capture` puts a copy
 STATUS_PENDING = "pending"
 STATUS_APPLIED = "applied"
 STATUS_LIFTED = "lifted"

@@ -22,7 +22,7 @@ from pathlib import Path
 from ctguard import __version__
 from ctguard.errors import CtguardError
 from ctguard.kernel.root import KernelRoot, list_dir_or_empty
-from ctguard.kernel.snapshot import BUNDLE_CONNTRACK_S, BUNDLE_NETLINK_STATS
+from ctguard.kernel.snapshot import BUNDLE_CONNTRACK_S, BUNDLE_GUARD_DB, BUNDLE_NETLINK_STATS
 from ctguard.model.netns_ref import NetnsRef
 
 PROC_FILES = (
@@ -119,9 +119,13 @@ def capture_into(
     *,
     with_table: bool,
     with_tools: bool = True,
+    guard_db: Path | None = None,
 ) -> CaptureResult:
-    """Copy the live state into ``dest`` (call inside the netns to capture)."""
+    """Copy the live state into ``dest`` (call inside the netns to capture);
+    ``guard_db``: the guard's database, copied consistently if it exists."""
     result = CaptureResult(dest)
+    if guard_db is not None:
+        _capture_guard_db(guard_db, dest, result)
     for rel in PROC_FILES:
         _capture_path(root, f"proc/{rel}", root.proc_path(rel), dest, result)
     for directory in PROC_DIRS:
@@ -156,6 +160,38 @@ def capture_into(
             result.files.append(rel)
     _write_manifest(dest, netns, result)
     return result
+
+
+def _capture_guard_db(source: Path, dest: Path, result: CaptureResult) -> None:
+    """A consistent copy of the guard's database, through SQLite's backup API: the
+    guard may be writing it; the source is opened read-only and never locked for
+    writing.  The copy is one self-contained file (no write-ahead log)."""
+    import sqlite3
+
+    if not source.exists():
+        result.missing[BUNDLE_GUARD_DB] = f"the guard has not run on this host (no {source})"
+        return
+    target = dest / BUNDLE_GUARD_DB
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(source, "rb"):  # a clear "permission denied" rather than sqlite's wording
+            pass
+        reader = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+        try:
+            writer = sqlite3.connect(target)
+            try:
+                reader.backup(writer)
+                writer.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                writer.close()
+        finally:
+            reader.close()
+    except (OSError, sqlite3.Error) as err:
+        reason = os.strerror(err.errno or 0) if isinstance(err, OSError) else str(err)
+        result.missing[BUNDLE_GUARD_DB] = f"{source}: {reason}"
+        target.unlink(missing_ok=True)
+        return
+    result.files.append(BUNDLE_GUARD_DB)
 
 
 def _capture_netlink_stats(dest: Path, result: CaptureResult) -> None:

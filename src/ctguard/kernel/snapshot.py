@@ -37,6 +37,7 @@ LEGACY_PREFIX = "ip_conntrack_"
 # Bundle files written by `ctguard capture` for sources that are not files.
 BUNDLE_NETLINK_STATS = "ctguard/netlink_stats_cpu.json"
 BUNDLE_CONNTRACK_S = "cmd/conntrack_-S.txt"
+BUNDLE_GUARD_DB = "ctguard/guard.sqlite3"  # a consistent copy of the guard's database
 
 SETTING_KEYS = (
     "acct",

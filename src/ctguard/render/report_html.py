@@ -172,6 +172,156 @@ def _talkers(table: dict[str, Any] | None, plots: Any) -> str:
     )
 
 
+def _guard(guard: dict[str, Any], plots: Any) -> str:
+    if guard["state"] != "recorded":
+        parts = [f"<p>{_e(guard['summary'].capitalize())}.</p>"]
+        if guard["start_commands"]:
+            parts.append(
+                "<p>It watches the table every second and blocks a flooding source; start it "
+                "with:</p>" + f"<pre>{_e(chr(10).join(guard['start_commands']))}</pre>"
+            )
+        return "".join(parts) + _bans(guard)
+    runs = ", ".join(f"{r['start']} to {r['end']}" for r in guard["runs"][-5:])
+    parts = [
+        f"<p>Recorded from {_e(guard['start'])} to {_e(guard['end'])} "
+        f"(bins of {guard['bin_seconds']:,} s); the guard ran "
+        f"{_e(runs or 'without recording the fill')}. Database: "
+        f"<code>{_e(guard['database'])}</code>.</p>"
+    ]
+    starts = [s or "" for s in guard["bin_starts"]]
+    namespaces = guard["namespaces"]
+    if namespaces:
+        parts.append(
+            plots.fill_chart(
+                "table fill (% of nf_conntrack_max, peak per bin)",
+                starts,
+                [
+                    (n["netns"], [None if b is None else _pct(b["fill"]) for b in n["bins"]])
+                    for n in namespaces
+                ],
+            )
+        )
+        drops = [
+            sum(b["drops"] or 0 for b in bins if b is not None)
+            for bins in zip(*(n["bins"] for n in namespaces), strict=True)
+        ]
+        if any(drops):
+            title = "packets dropped (table full), all shown namespaces"
+            parts.append(plots.stacked_chart(title, starts, [("dropped", drops)]))
+        parts.append(
+            _table(
+                ["namespace", "peak fill", "dropped"],
+                [
+                    [
+                        n["netns"],
+                        "-" if n["peak_fill"] is None else f"{n['peak_fill']:.1%}",
+                        n["drops"],
+                    ]
+                    for n in namespaces
+                ],
+                {2},
+            )
+        )
+        if guard["namespaces_left_out"]:
+            parts.append(
+                f"<p class='note'>{guard['namespaces_left_out']:,} less full namespace(s) "
+                "not shown.</p>"
+            )
+    per_bin = guard["decisions_per_bin"]
+    if per_bin:
+        parts.append(
+            plots.stacked_chart(
+                "the guard's decisions", starts, [(a, list(c)) for a, c in per_bin.items()]
+            )
+        )
+    if guard["decision_totals"]:
+        parts.append("<h3>Decisions by signal</h3>")
+        parts.append(
+            _table(
+                ["namespace", "signal", "action", "decisions", "sources", "first", "last"],
+                [
+                    [
+                        t["netns"],
+                        t["signal"],
+                        t["action"],
+                        t["decisions"],
+                        t["sources"],
+                        t["first"],
+                        t["last"],
+                    ]
+                    for t in guard["decision_totals"]
+                ],
+                {3, 4},
+            )
+        )
+        shown = len(guard["decisions"])
+        total = guard["decisions_total"]
+        last = f" (the last {shown:,} of {total:,})" if total > shown else ""
+        parts.append(f"<h3>Decisions{last}</h3>")
+        parts.append(
+            _table(
+                [
+                    "at",
+                    "namespace",
+                    "source",
+                    "signal",
+                    "seen",
+                    "threshold",
+                    "action",
+                    "until",
+                    "why not",
+                ],
+                [
+                    [
+                        d["at"],
+                        d["netns"],
+                        d["target"],
+                        d["signal"],
+                        f"{d['seen']:g}",
+                        f"{d['threshold']:g}",
+                        d["action"],
+                        d["until"],
+                        d["why_not"],
+                    ]
+                    for d in guard["decisions"]
+                ],
+            )
+        )
+    elif guard["decisions_total"] == 0:
+        parts.append("<p>No decision in this window: no source went over the policy.</p>")
+    return "".join(parts) + _bans(guard)
+
+
+def _pct(fill: float | None) -> float | None:
+    return None if fill is None else round(fill * 100, 2)
+
+
+def _bans(guard: dict[str, Any]) -> str:
+    if guard["bans_at"] is None:
+        return ""
+    if not guard["bans"]:
+        return f"<p>No ban active at {_e(guard['bans_at'])}.</p>"
+    more = guard["bans_total"] - len(guard["bans"])
+    return (
+        f"<h3>Bans active at {_e(guard['bans_at'])}{f' ({more:,} not shown)' if more else ''}</h3>"
+        + _table(
+            ["namespace", "source", "added", "expires", "status", "verified", "why"],
+            [
+                [
+                    b["netns"],
+                    b["target"],
+                    b["added"],
+                    b["expires"],
+                    b["status"],
+                    "yes" if b["verified"] else "no",
+                    b["reason"],
+                ]
+                for b in guard["bans"]
+            ],
+        )
+    )
+
+
 def _advice(advise: dict[str, Any]) -> str:
     sizing = advise.get("sizing")
     parts = []
@@ -259,6 +409,7 @@ def render_report_html(report: dict[str, Any]) -> str:
         *report["notes"],
         *report["advise"]["notes"],
         *report["audit"]["notes"],
+        *report["guard"]["notes"],
     ]
     commands = "\n".join(report["next_commands"])
     body = [
@@ -269,6 +420,8 @@ def render_report_html(report: dict[str, Any]) -> str:
         _findings(doctor["findings"]),
         "<h2>When the table was full</h2>",
         _timeline(report, report_plots),
+        "<h2>What the guard saw and did</h2>",
+        _guard(report["guard"], report_plots),
         "<h2>The table now</h2>",
         _status(doctor),
         "<h2>Who holds the table</h2>",

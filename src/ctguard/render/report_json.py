@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
+from ctguard.gather.guard_history import GuardHistory
 from ctguard.gather.report import ReportData
 from ctguard.model.command import ctguard_command
 
@@ -48,6 +50,84 @@ def timeline_json(data: ReportData) -> list[dict[str, Any]]:
     ]
 
 
+def _at(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+
+
+def start_guard_commands(data: ReportData) -> list[str]:
+    """How to start the guard where the report was taken from."""
+    return [
+        ctguard_command("guard", "--dry-run", sudo=True, comment="watch first: decides, logs"),
+        "sudo systemctl enable --now ctguard-guard   # then for good (docs/guard.md)",
+    ]
+
+
+def guard_json(data: ReportData) -> dict[str, Any]:
+    """The guard's history: fill and drops per bin, decisions, bans (bounded lists)."""
+    g: GuardHistory = data.guard
+    if data.source == "this host":
+        absent = f"the guard did not run on this host (no database at {g.where})"
+    else:
+        absent = "the guard's history is not in this bundle: " + (
+            g.why
+            or "the guard did not run there, or the ctguard that captured it did not copy "
+            "its database"
+        )
+    summary = {
+        "absent": absent,
+        "unreadable": f"the guard's database could not be read: {g.why}",
+        "empty": "the guard recorded nothing in this window",
+        "recorded": "",
+    }[g.state]
+    return {
+        "state": g.state,
+        "database": g.where,
+        "summary": summary,
+        "schema": g.schema,
+        "start": _at(g.window[0]) if g.window else None,
+        "end": _at(g.window[1]) if g.window else None,
+        "bin_seconds": g.bin_seconds,
+        "runs": [{"start": _at(a), "end": _at(b + g.bin_seconds)} for a, b in g.runs],
+        "namespaces": [
+            {
+                "netns": n.netns,
+                "peak_fill": None if n.peak_fill is None else round(n.peak_fill, 4),
+                "drops": n.drops,
+                "bins": [
+                    None
+                    if b is None
+                    else {
+                        "start": _at(b.start),
+                        "peak": b.peak,
+                        "max": b.max,
+                        "fill": round(b.peak / b.max, 4) if b.peak is not None and b.max else None,
+                        "drops": b.drops,
+                        "early_drops": b.early_drops,
+                        "insert_failed": b.insert_failed,
+                    }
+                    for b in n.bins
+                ],
+            }
+            for n in g.netns
+        ],
+        "namespaces_left_out": g.netns_left_out,
+        "bin_starts": [_at(t) for t in g.bin_starts],
+        "decisions_per_bin": {action: list(counts) for action, counts in g.decision_bins.items()},
+        "decision_totals": [
+            {**t, "first": _at(t["first"]), "last": _at(t["last"])} for t in g.decision_totals
+        ],
+        "decisions": [{**d, "at": _at(d["at"]), "until": _at(d["until"])} for d in g.decisions],
+        "decisions_total": g.decisions_total,
+        "bans_at": _at(g.bans_at),
+        "bans": [{**b.to_dict(), "added": _at(b.added), "expires": _at(b.expires)} for b in g.bans],
+        "bans_total": g.bans_total,
+        "start_commands": start_guard_commands(data) if g.state == "absent" else [],
+        "notes": g.notes,
+    }
+
+
 def report_json(data: ReportData) -> dict[str, Any]:
     from ctguard.render.advise_json import advise_json
     from ctguard.render.doctor_json import doctor_json
@@ -81,6 +161,7 @@ def report_json(data: ReportData) -> dict[str, Any]:
             "files": list(bundle.files),
             "missing": [{"file": name, "why": why} for name, why in bundle.missing],
         },
+        "guard": guard_json(data),
         "next_commands": next_commands(data),
         "notes": data.notes,
     }
