@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import select
 import shutil
 import signal
 import time
@@ -68,6 +69,7 @@ from ctguard.rules.backends.nft import TABLE
 from ctguard.rules.model import Block, merge_blocks, parse_network
 
 REASON_PREFIX = "guard:"
+DRAIN_EVERY = 0.05  # seconds between drains of the event sockets while events come
 
 
 def load_policy(path: Path) -> Policy:
@@ -112,6 +114,7 @@ class Watch:
     last_scan: float = -1e18
     last_tick: float = 0.0
     unverified: dict[int, float] = field(default_factory=dict)  # ban id -> applied at
+    window: Window | None = None  # events drained since the last tick
 
 
 def _nft_elements(netns: NetnsRef | None) -> tuple[set[str], int] | None:
@@ -220,7 +223,7 @@ class Guard:
             next_tick += self.policy.service.tick
             delay = next_tick - self.clock()
             if delay > 0:
-                time.sleep(delay)
+                self.wait(delay)
             else:
                 next_tick = self.clock()
         self.emit(event="stop", bans_left_in_kernel="yes")
@@ -228,6 +231,45 @@ class Guard:
             if watch.events is not None:
                 watch.events.close()
         self.db.close()
+
+    # -- between ticks -----------------------------------------------------------------
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until the next tick, draining new-entry events as they come.
+
+        A socket's buffer holds some 13,000 events (16 MiB of ~1.3 KiB
+        skbs): drained once a tick, a flood faster than that loses the rest
+        (ENOBUFS).  Drained at most every DRAIN_EVERY seconds while they
+        come, the events keep up to the rate the parsing itself sustains;
+        with no events the guard sleeps in select().
+        """
+        end = time.monotonic() + seconds
+        watches = {w.events.fileno(): w for w in self.watches.values() if w.events is not None}
+        while not self.stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if not watches:
+                time.sleep(left)
+                return
+            ready, _, _ = select.select(list(watches), [], [], left)
+            for fd in ready:
+                self._drain(watches[fd])
+            if ready:
+                time.sleep(min(DRAIN_EVERY, max(end - time.monotonic(), 0.0)))
+
+    def _drain(self, watch: Watch) -> Window:
+        """The namespace's pending events counted into its window of this tick."""
+        if watch.window is None:
+            watch.window = Window(self.policy.for_netns(watch.label).detect.tracked_sources)
+        window = watch.window
+        if watch.events is not None:
+            overruns = watch.events.overruns
+            _, lost = watch.events.drain(window.add)
+            if lost:
+                window.lost = True
+                self.metrics.lost(watch.label, watch.events.overruns - overruns)
+        return window
 
     # -- one tick ----------------------------------------------------------------------
 
@@ -273,16 +315,10 @@ class Guard:
             if watch is None:
                 continue
             policy = self.policy.for_netns(watch.label)
-            window = Window(policy.detect.tracked_sources)
-            if watch.events is not None:
-                overruns = watch.events.overruns
-                _, lost = watch.events.drain(window.add)
-                window.lost = lost
-                if lost:
-                    self.metrics.lost(watch.label, watch.events.overruns - overruns)
-                    self.emit(
-                        event="events-lost", netns=watch.label, overruns=watch.events.overruns
-                    )
+            window = self._drain(watch)
+            watch.window = None  # the next tick counts afresh
+            if window.lost and watch.events is not None:
+                self.emit(event="events-lost", netns=watch.label, overruns=watch.events.overruns)
             seconds = now - watch.last_tick if watch.last_tick else self.policy.service.tick
             watch.last_tick = now
             scan = self._maybe_scan(watch, sample, policy.detect, now, window.lost)
