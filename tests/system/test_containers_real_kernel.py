@@ -97,6 +97,11 @@ def test_status_all_netns_names_pods_and_containers(lab, scratch_cgroups) -> Non
         assert in_pod[0].container is not None
         assert (in_pod[0].container.runtime, in_pod[0].container.id) == ("containerd", ID)
         assert in_pod[0].container.pod_uid == UID
+        # Without the processes (the exporter's scrapes): the same namespaces, found by stat alone.
+        bare = {ref.inode: ref for ref in list_netns(processes=False)}
+        for ns in (pod, plain):
+            assert bare[ns.ref.inode].path == refs[ns.ref.inode].path
+            assert bare[ns.ref.inode].processes == ()
 
         data = run_cli("status", "--all-netns", "--json").json()
         rows = {row["inode"]: row for row in data["namespaces"]}

@@ -83,7 +83,8 @@ class Collector:
             raise CtguardError("namespaces can only be read on the live host")
         names = named_netns() if self.specs else {}
         for spec in self.specs:
-            self._last_label[spec] = netns_label(resolve_netns(spec, self.root.proc), names)
+            ref = resolve_netns(spec, self.root.proc, processes=False)
+            self._last_label[spec] = netns_label(ref, names)
 
     def collect(self) -> Collection:
         started = self._clock()
@@ -133,7 +134,7 @@ class Collector:
         if self.all_netns:
             t0 = time.perf_counter()
             try:
-                refs = list_netns(self.root.proc)
+                refs = list_netns(self.root.proc, processes=False)
                 sources.append(SourceResult(SOURCE_NETNS_LIST, True, time.perf_counter() - t0))
             except (CtguardError, OSError) as err:
                 message = _error_text(err) if isinstance(err, CtguardError) else str(err)
@@ -153,7 +154,7 @@ class Collector:
         for spec in self.specs:
             t0 = time.perf_counter()
             try:
-                ref = resolve_netns(spec, self.root.proc)
+                ref = resolve_netns(spec, self.root.proc, processes=False)
             except CtguardError as err:
                 with self._lock:
                     label = self._last_label.get(spec, spec)

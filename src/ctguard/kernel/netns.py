@@ -71,8 +71,11 @@ def named_netns() -> dict[int, list[str]]:
     return names
 
 
-def resolve_netns(spec: str, proc: Path = Path("/proc")) -> NetnsRef:
-    """NAME (ip netns), PID, or a path to a netns file -> NetnsRef."""
+def resolve_netns(spec: str, proc: Path = Path("/proc"), *, processes: bool = True) -> NetnsRef:
+    """NAME (ip netns), PID, or a path to a netns file -> NetnsRef.
+
+    ``processes=False`` leaves the namespace's processes out (reading them
+    means reading every process's cgroup: the exporter's scrapes skip it)."""
     if "/" in spec:
         path = Path(spec)
         what = f"network namespace file {spec}"
@@ -101,10 +104,12 @@ def resolve_netns(spec: str, proc: Path = Path("/proc")) -> NetnsRef:
     names = tuple(named_netns().get(inode, ()))
     if not names and spec.isdigit():
         names = (f"pid {spec}",)
+    if not processes:
+        return NetnsRef(inode=inode, path=str(path), names=names)
     from ctguard.kernel.netns_procs import processes_by_netns
 
-    processes = tuple(processes_by_netns(proc).get(inode, ()))
-    return NetnsRef(inode=inode, path=str(path), names=names, processes=processes)
+    members = tuple(processes_by_netns(proc).get(inode, ()))
+    return NetnsRef(inode=inode, path=str(path), names=names, processes=members)
 
 
 @contextmanager
@@ -142,19 +147,31 @@ def current_netns_inode() -> int:
     return netns_inode("/proc/thread-self/ns/net")
 
 
-def list_netns(proc: Path = Path("/proc")) -> list[NetnsRef]:
+def list_netns(proc: Path = Path("/proc"), *, processes: bool = True) -> list[NetnsRef]:
     """Every network namespace reachable from named mounts or processes, init first,
-    each with its processes (and their containers, from their cgroups)."""
-    from ctguard.kernel.netns_procs import processes_by_netns
+    each with its processes (and their containers, from their cgroups).
+
+    ``processes=False``: without them (one stat per process, no cgroup read);
+    a namespace without an `ip netns` name is then named ``pid N``."""
+    from ctguard.kernel.netns_procs import first_process_by_netns, processes_by_netns
 
     found: dict[int, tuple[str, list[str]]] = {}
     for inode, names in named_netns().items():
         directory = next(d for d in NAMED_NETNS_DIRS if (d / names[0]).exists())
         found[inode] = (str(directory / names[0]), list(names))
+    if not processes:
+        first_pids = first_process_by_netns(proc)
+        for inode, pid in first_pids.items():
+            if inode not in found:
+                found[inode] = (str(proc / str(pid) / "ns" / "net"), [f"pid {pid}"])
+        init = next((inode for inode, pid in first_pids.items() if pid == 1), None)
+        bare = [NetnsRef(inode, path, tuple(names)) for inode, (path, names) in found.items()]
+        bare.sort(key=lambda ref: (ref.inode != init, ref.inode))
+        return bare
     by_netns = processes_by_netns(proc)
     init_inode: int | None = None
-    for inode, processes in by_netns.items():
-        first = processes[0]
+    for inode, members in by_netns.items():
+        first = members[0]
         if first.pid == 1:
             init_inode = inode
         if inode not in found:
