@@ -157,3 +157,18 @@ def test_apply_rollback_cycles_leave_the_neighbour_advice_unchanged(tmp_path: Pa
             journal.save(change, "rolled-back")
         gc3.write_text("1024\n")
         assert advice() == first, f"after cycle {cycle + 1}"
+
+
+def test_advise_text_of_a_gateway_is_pinned(tmp_path: Path) -> None:
+    import os
+
+    root = root_gateway_neighbours(tmp_path / "root")
+    environ = {**env_for(tmp_path), "CTGUARD_ETC_DIR": "/nonexistent/ctguard-golden/etc"}
+    result = run_cli("advise", "--root", str(root), "--no-logs", environ=environ)
+    assert result.status == ExitStatus.OK, result.stderr
+    text = result.stdout.replace(str(root), "ROOT")
+    path = Path(__file__).parent.parent / "golden" / "advise" / "gateway-neighbours.txt"
+    if os.environ.get("CTGUARD_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), "the advice differs from its golden file"

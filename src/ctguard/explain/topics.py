@@ -387,7 +387,9 @@ _NEIGH_SHARED = (
     " Set as net.ipv4.neigh.default.{key} (ARP) and net.ipv6.neigh.default.{key} (NDISC);"
     " the table and this threshold are the kernel's, shared by every network namespace, and"
     " can be set in the initial namespace only. A NAT gateway or router for many clients"
-    " fills this table alongside conntrack's."
+    " fills this table alongside conntrack's; `ctguard advise` sizes gc_thresh1/2/3 together"
+    " from the entries the table holds (or held when it overflowed), and `ctguard apply` sets"
+    " them, reversibly."
 )
 
 
