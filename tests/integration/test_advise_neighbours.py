@@ -172,3 +172,18 @@ def test_advise_text_of_a_gateway_is_pinned(tmp_path: Path) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     assert text == path.read_text(), "the advice differs from its golden file"
+
+
+def test_without_the_log_the_journal_still_places_the_refusals(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ctguard.gather.journal_history import MaxEvent
+
+    boot = datetime.fromtimestamp(BOOT, tz=UTC)
+    raised = {"ipv4": [MaxEvent(BOOT + 1000, 1024, 4096)]}
+    (v4, v6) = neighbour_evidence(None, raised, boot=boot)
+    assert (v4.family, v4.overflow_lines, v4.lowest_thresh3) == ("ipv4", 0, 1024)
+    assert v6.lowest_thresh3 is None
+    # a change before this boot says nothing about it
+    (old, _) = neighbour_evidence(None, {"ipv4": [MaxEvent(BOOT - 5, 1024, 4096)]}, boot=boot)
+    assert old.lowest_thresh3 is None

@@ -150,3 +150,15 @@ def test_default_and_quoted_names(tmp_path: Path, name: str, monkeypatch) -> Non
     root = make_bundle(tmp_path / "bundle")
     assert run_cli("report", "--root", str(root), "-o", name).status == ExitStatus.OK
     assert (tmp_path / name).exists()
+
+
+def test_the_html_shows_the_neighbour_tables_to_raise(tmp_path: Path) -> None:
+    from tests.fixture_roots import write_neighbours
+
+    root = make_bundle(tmp_path / "root")
+    write_neighbours(root, "ipv4", 1000, table_fulls=37)
+    html = render_report_html(data_of(root, tmp_path))
+    assert "<h3>Neighbour tables</h3>" in html
+    assert "<td>ipv4 (arp_cache)</td>" in html and "<td>512/2048/4096</td>" in html
+    quiet = render_report_html(data_of(make_bundle(tmp_path / "quiet"), tmp_path))
+    assert "Neighbour tables" not in quiet

@@ -9,6 +9,7 @@ and the host's TCP keepalive settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ctguard.advise.advice import Advice, AdviceOptions, Evidence, build_advice
@@ -69,6 +70,14 @@ def gc_thresh3_events(state_dir: Path, root: KernelRoot) -> dict[str, list[MaxEv
     }
 
 
+def live_boot_time(root: KernelRoot) -> datetime | None:
+    if not root.is_live:
+        return None
+    from ctguard.kernel.kernlog_sources import boot_time_live
+
+    return boot_time_live()
+
+
 def gather_advice(
     root: KernelRoot,
     netns: NetnsRef | None,
@@ -81,7 +90,12 @@ def gather_advice(
 ) -> Advice:
     """The advice; ``table``: the table section already read (doctor, the report)."""
     from ctguard.gather.journal_history import max_events
-    from ctguard.gather.kernel_log import max_periods, neighbour_evidence, read_boot_log
+    from ctguard.gather.kernel_log import (
+        BootLog,
+        max_periods,
+        neighbour_evidence,
+        read_boot_log,
+    )
 
     snapshot = read_snapshot_in(root, netns)
     profile = None
@@ -97,13 +111,16 @@ def gather_advice(
     full_lines, log_note = 0, ""
     periods: tuple[MaxPeriod, ...] = ()
     neighbours: tuple[NeighbourEvidence, ...] = ()
+    log: BootLog | None = None
     if choice.logs:
         events = max_events(state_dir) if root.is_live else []
         log, log_note = read_boot_log(root)
         if log is not None:
             full_lines, periods, log_note = max_periods(root, events, snapshot.max, log=log)
-        if snapshot.neighbours:
-            neighbours = neighbour_evidence(log, gc_thresh3_events(state_dir, root))
+    if snapshot.neighbours:
+        # the journal's changes count even without the log (table_fulls has no time)
+        boot = log.boot if log is not None else live_boot_time(root)
+        neighbours = neighbour_evidence(log, gc_thresh3_events(state_dir, root), boot=boot)
     counts = namespace_counts(root, is_root) if netns is None else ()
     evidence = Evidence(
         profile=profile,

@@ -179,7 +179,7 @@ NEIGHBOUR_TABLES = {"ipv4": ("arp_cache", ""), "ipv6": ("ndisc_cache",)}
 
 
 def neighbour_evidence(
-    log: BootLog | None, events: dict[str, list[MaxEvent]]
+    log: BootLog | None, events: dict[str, list[MaxEvent]], *, boot: datetime | None = None
 ) -> tuple[NeighbourEvidence, ...]:
     """Per family: this boot's overflow lines, those since ctguard last changed
     its gc_thresh3 (``events``: per family, from the journal), and the lowest
@@ -193,7 +193,7 @@ def neighbour_evidence(
     from ctguard.analyze.log_episodes import build_log_report
 
     result = []
-    boot = log.boot if log is not None else None
+    boot = log.boot if log is not None else boot  # ``boot``: when the log was not read
     for family, tables in NEIGHBOUR_TABLES.items():
         this_boot = [e for e in events.get(family, []) if boot and e.when > boot.timestamp()]
         lowest = min((v for e in this_boot for v in (e.before, e.after)), default=None)

@@ -348,6 +348,27 @@ def _advice(advise: dict[str, Any]) -> str:
                 {1, 2},
             )
         )
+    neighbours = [n for n in advise.get("neighbours", []) if n.get("change")]
+    if neighbours:
+        parts.append("<h3>Neighbour tables</h3>")
+        keys = ("gc_thresh1", "gc_thresh2", "gc_thresh3")
+        parts.append(
+            _table(
+                ["table", "entries", "now", "recommended"],
+                [
+                    [
+                        f"{n['family']} ({n['table']})",
+                        n["entries"],
+                        "/".join(str(n["current"][k]) for k in keys),
+                        "/".join(str(n["recommended"][k]) for k in keys),
+                    ]
+                    for n in neighbours
+                ],
+                {1},
+            )
+        )
+        for item in neighbours:
+            parts.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in item["why"]) + "</ul>")
     for correction in advise.get("corrections", []):
         parts.append(
             f"<p class='note'>{_e(correction.get('claim'))}: {_e(correction.get('truth'))}</p>"
