@@ -33,7 +33,7 @@ from ctguard.model.neighbours import NeighbourTable
 
 KEYS = ("gc_thresh1", "gc_thresh2", "gc_thresh3")
 KERNEL_DEFAULTS = (128, 512, 1024)  # net/ipv4/arp.c, net/ipv6/ndisc.c
-# sysctls are C ints (proc_dointvec_minmax, 0 .. INT_MAX)
+# the thresholds are C ints in struct neigh_table
 INT_MAX = 2**31 - 1
 # struct neighbour is 328 B on x86-64 Linux 6.18 (BTF); with the address and
 # the device's private data it is allocated from kmalloc-512, plus up to
