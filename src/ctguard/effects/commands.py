@@ -26,9 +26,17 @@ TIMEOUT = 30.0
 
 
 def run_tool(
-    argv: list[str], netns: NetnsRef | None = None, *, stdin: str | None = None
+    argv: list[str],
+    netns: NetnsRef | None = None,
+    *,
+    stdin: str | None = None,
+    discard_stdout: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a tool; the caller decides what a non-zero exit means."""
+    """Run a tool; the caller decides what a non-zero exit means.
+
+    ``discard_stdout``: the tool's output goes to /dev/null (``stdout`` is
+    None), for tools that print a line per item they act on.
+    """
     if shutil.which(argv[0]) is None:
         package = TOOL_PACKAGES.get(argv[0], argv[0])
         raise SourceMissing(
@@ -40,7 +48,8 @@ def run_tool(
             return subprocess.run(
                 argv,
                 input=stdin,
-                capture_output=True,
+                stdout=subprocess.DEVNULL if discard_stdout else subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 timeout=TIMEOUT,
                 check=False,
@@ -82,10 +91,15 @@ def nft_check(script: str, netns: NetnsRef | None = None) -> None:
 
 
 def delete_entries(network: str, netns: NetnsRef | None, match: tuple[str, ...] = ()) -> int:
-    """Delete entries whose original source is in ``network`` (and ``match``); how many went."""
+    """Delete entries whose original source is in ``network`` (and ``match``); how many went.
+
+    conntrack prints every entry it deletes on stdout (hundreds of MiB for a
+    flood's): discarded; the count is on stderr.
+    """
     family = ["-f", "ipv6"] if ":" in network else []
-    done = run_tool(["conntrack", "-D", *family, "-s", network, *match], netns)
-    text = done.stderr + done.stdout
+    argv = ["conntrack", "-D", *family, "-s", network, *match]
+    done = run_tool(argv, netns, discard_stdout=True)
+    text = done.stderr
     for line in text.splitlines():
         if "flow entries have been deleted" in line:
             return int(line.split(":")[-1].split()[0])
