@@ -26,7 +26,8 @@ def add_advice_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=2.0,
         metavar="X",
-        help="recommended max = observed peak x this factor (default 2)",
+        help="recommended max, and the neighbour tables' gc_thresh2, = observed peak x this "
+        "factor (default 2)",
     )
     parser.add_argument("--no-table", action="store_true", help="do not read the table's content")
     parser.add_argument("--no-logs", action="store_true", help="do not read the kernel log")

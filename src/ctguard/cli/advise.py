@@ -16,10 +16,11 @@ from ctguard.plan.advice_plan import plan_advice
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "advise",
-        help="recommended max, buckets and timeouts, every number explained",
+        help="recommended max, buckets, timeouts and neighbour thresholds, every number explained",
         description="Recommend nf_conntrack_max, the hash size and timeouts from this host's "
-        "RAM, measured entry size, observed peak and table content; correct the common "
-        "formulas; show the exact plan `ctguard apply` would run.",
+        "RAM, measured entry size, observed peak and table content, and the neighbour tables' "
+        "gc_thresh1/2/3 from the host's neighbours; correct the common formulas; show the exact "
+        "plan `ctguard apply` would run.",
     )
     add_read_options(parser)
     add_advice_options(parser)
