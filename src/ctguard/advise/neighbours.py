@@ -172,17 +172,20 @@ def advise_neighbours(
         three = min(max(2 * two, current[2]), INT_MAX)
         one = min(max(two // 4, current[0]), two)
         recommended = (one, two, three)
+        how_three = "twice gc_thresh2" if three == 2 * two else "kept: above twice gc_thresh2"
+        how_one = (
+            "a quarter of gc_thresh2"
+            if one == two // 4
+            else "kept"
+            if one == current[0]
+            else "brought down to gc_thresh2 to keep the order"
+        )
         why.append(
-            f"raise gc_thresh2 to {two:,} (now {current[1]:,}); gc_thresh3, the hard limit "
-            f"where new neighbours are refused, to {three:,} (twice that, now {current[2]:,}); "
-            f"gc_thresh1, below which the periodic collector leaves the table alone, to "
-            f"{one:,} (a quarter, now {current[0]:,}): the kernel's defaults 128/512/1024 keep "
-            "the same 1:4:8, and nothing is lowered"
-            + (
-                " but gc_thresh1, brought down to gc_thresh2 to keep the order"
-                if one < current[0]
-                else ""
-            )
+            f"gc_thresh2 {two:,} (now {current[1]:,}); gc_thresh3, the hard limit where new "
+            f"neighbours are refused, {three:,} ({how_three}; now {current[2]:,}); gc_thresh1, "
+            f"below which the periodic collector leaves the table alone, {one:,} ({how_one}; "
+            f"now {current[0]:,}): the kernel's defaults 128/512/1024 keep the same 1:4:8, and "
+            "no limit is lowered"
         )
     memory = recommended[2] * BYTES_PER_ENTRY
     why.append(
