@@ -187,3 +187,17 @@ def test_without_the_log_the_journal_still_places_the_refusals(tmp_path: Path) -
     # a change before this boot says nothing about it
     (old, _) = neighbour_evidence(None, {"ipv4": [MaxEvent(BOOT - 5, 1024, 4096)]}, boot=boot)
     assert old.lowest_thresh3 is None
+
+
+def test_apply_dry_run_on_a_bundle_plans_the_thresholds_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    root = root_gateway_neighbours(tmp_path / "root")
+    gc3 = root / "proc/sys/net/ipv4/neigh/default/gc_thresh3"
+    result = run_cli("apply", "--root", str(root), "--json", environ=env_for(tmp_path))
+    assert result.status == ExitStatus.OK, result.stderr
+    data = result.json()
+    assert data["applied"] is False
+    names = [a["name"] for a in data["plan"]["actions"] if a["kind"] == "sysctl"]
+    assert [n for n in names if ".neigh." in n] == [f"{V4}.gc_thresh{i}" for i in (3, 2, 1)]
+    assert gc3.read_text() == "1024\n" and not (tmp_path / "etc").exists()
