@@ -241,10 +241,13 @@ class Guard:
         skbs): drained once a tick, a flood faster than that loses the rest
         (ENOBUFS).  Drained at most every DRAIN_EVERY seconds while they
         come, the events keep up to the rate the parsing itself sustains;
-        with no events the guard sleeps in select().
+        with no events the guard sleeps in poll().
         """
         end = time.monotonic() + seconds
         watches = {w.events.fileno(): w for w in self.watches.values() if w.events is not None}
+        poller = select.poll()  # no FD_SETSIZE limit: --all-netns may watch thousands
+        for fd in watches:
+            poller.register(fd, select.POLLIN)
         while not self.stopping:
             left = end - time.monotonic()
             if left <= 0:
@@ -252,8 +255,8 @@ class Guard:
             if not watches:
                 time.sleep(left)
                 return
-            ready, _, _ = select.select(list(watches), [], [], left)
-            for fd in ready:
+            ready = poller.poll(left * 1000)
+            for fd, _ in ready:
                 self._drain(watches[fd])
             if ready:
                 time.sleep(min(DRAIN_EVERY, max(end - time.monotonic(), 0.0)))
