@@ -220,3 +220,27 @@ def test_capture_copies_the_database_consistently_and_notes_its_absence(
     nothing = CaptureResult(tmp_path / "c")
     _capture_guard_db(tmp_path / "none" / "guard.sqlite3", tmp_path / "c", nothing)
     assert nothing.files == [] and "has not run" in nothing.missing[BUNDLE_GUARD_DB]
+
+
+def test_a_longer_history_does_not_make_a_larger_report(tmp_path: Path) -> None:
+    def html_of(name: str, namespaces: int, ticks: int, decisions: int) -> int:
+        root = make_bundle(tmp_path / name)
+        db = GuardDb(root / BUNDLE_GUARD_DB)
+        for i in range(ticks):
+            at = START + i * 60
+            db.record_samples(
+                at,
+                tuple(
+                    tick(f"ns{k}", 1000 + (i * 37 + k) % 60000, i * k) for k in range(namespaces)
+                ),
+            )
+        for i in range(decisions):
+            db.record(
+                decision(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}/32", ACTION_BLOCK), START + i
+            )
+        db.close()
+        return len(render_report_html(report_of(root, tmp_path)))
+
+    small = html_of("small", 2, 30, 10)
+    large = html_of("large", 20, 1500, 400)  # a day of minutes, 20 namespaces
+    assert large < small * 1.25  # bounded by the caps (bins, namespaces, rows), not the data
