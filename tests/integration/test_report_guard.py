@@ -12,7 +12,7 @@ from html import unescape
 from pathlib import Path
 
 from ctguard.gather.guard_db import MIGRATIONS
-from ctguard.gather.guard_history import ROWS_SHOWN
+from ctguard.gather.guard_history import ROWS_SHOWN, gather_guard_history
 from ctguard.gather.report import gather_report
 from ctguard.guard.detect import ACTION_BLOCK, ACTION_WOULD_BLOCK, SIGNAL_SOURCE, Decision
 from ctguard.guard.state import STATUS_APPLIED, STATUS_LIFTED, GuardDb
@@ -244,3 +244,27 @@ def test_a_longer_history_does_not_make_a_larger_report(tmp_path: Path) -> None:
     small = html_of("small", 2, 30, 10)
     large = html_of("large", 20, 1500, 400)  # a day of minutes, 20 namespaces
     assert large < small * 1.25  # bounded by the caps (bins, namespaces, rows), not the data
+
+
+def test_netns_narrows_the_history_to_that_namespace(tmp_path: Path) -> None:
+    """`report --netns idle`: the guard's part for that namespace only, matched by
+    any of its names or its inode; a namespace the guard never watched says so."""
+    path = tmp_path / "guard.sqlite3"
+    fill_guard_db(path)
+    every = gather_guard_history(path, since=None, until=None, now=CAPTURED, where="db")
+    assert [h.netns for h in every.netns] == ["edge", "idle"] and every.decisions_total == 3
+    idle = gather_guard_history(
+        path, since=None, until=None, now=CAPTURED, where="db", netns=("4026532999", "idle")
+    )
+    assert [h.netns for h in idle.netns] == ["idle"]
+    assert idle.decisions_total == 0 and idle.bans == [] and idle.decision_totals == []
+    edge = gather_guard_history(
+        path, since=None, until=None, now=CAPTURED, where="db", netns=("edge",)
+    )
+    assert [h.netns for h in edge.netns] == ["edge"] and edge.decisions_total == 3
+    assert [b.target for b in edge.bans] == ["198.51.100.9/32"]
+    nowhere = gather_guard_history(
+        path, since=None, until=None, now=CAPTURED, where="db", netns=("web",)
+    )
+    assert nowhere.state == "empty" and nowhere.netns == ()
+    assert any("nothing for namespace web" in n and "edge, idle" in n for n in nowhere.notes)

@@ -83,6 +83,19 @@ def _bin_seconds(span: float) -> int:
     return int(math.ceil(wanted / 86400) * 86400)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The namespaces asked for (``report --netns``), as a SQL condition on a
+    table's ``netns`` column; every namespace when ``labels`` is None."""
+
+    labels: tuple[str, ...] | None = None
+
+    def where(self, column: str = "netns") -> tuple[str, tuple[str, ...]]:
+        if self.labels is None:
+            return "1", ()
+        return f"{column} IN ({', '.join('?' * len(self.labels))})", self.labels
+
+
 def _has_samples(db: sqlite3.Connection) -> bool:
     return bool(
         db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='samples'").fetchone()
@@ -90,20 +103,18 @@ def _has_samples(db: sqlite3.Connection) -> bool:
 
 
 def _window(
-    db: sqlite3.Connection, since: float | None, until: float | None, samples: bool
+    db: sqlite3.Connection, since: float | None, until: float | None, samples: bool, scope: Scope
 ) -> tuple[float, float] | None:
     low, high = since if since is not None else -1e18, until if until is not None else 1e18
+    scoped, names = scope.where()
+    tables = ("decisions", "samples") if samples else ("decisions",)
     spans = [
         db.execute(
-            "SELECT MIN(at), MAX(at) FROM decisions WHERE at >= ? AND at <= ?", (low, high)
+            f"SELECT MIN(at), MAX(at) FROM {table} WHERE at >= ? AND at <= ? AND {scoped}",
+            (low, high, *names),
         ).fetchone()
+        for table in tables
     ]
-    if samples:
-        spans.append(
-            db.execute(
-                "SELECT MIN(at), MAX(at) FROM samples WHERE at >= ? AND at <= ?", (low, high)
-            ).fetchone()
-        )
     firsts = [float(s[0]) for s in spans if s[0] is not None]
     lasts = [float(s[1]) for s in spans if s[1] is not None]
     if not firsts:
@@ -120,14 +131,15 @@ def _delta(value: int | None, before: int | None) -> int | None:
 
 
 def _netns_history(
-    db: sqlite3.Connection, window: tuple[float, float], width: int, bins: int
+    db: sqlite3.Connection, window: tuple[float, float], width: int, bins: int, scope: Scope
 ) -> tuple[list[NetnsHistory], int]:
     low, high = window
+    scoped, names = scope.where()
     ranked = db.execute(
         "SELECT netns, MAX(CAST(peak AS REAL) / max), MAX(drops) - MIN(drops) FROM samples"
-        " WHERE at >= ? AND at <= ? GROUP BY netns"
+        f" WHERE at >= ? AND at <= ? AND {scoped} GROUP BY netns"
         " ORDER BY 2 DESC NULLS LAST, 3 DESC, netns",
-        (low, high),
+        (low, high, *names),
     ).fetchall()
     shown = ranked[:NETNS_SHOWN]
     result = []
@@ -179,14 +191,18 @@ def _runs(histories: list[NetnsHistory], starts: list[float]) -> tuple[tuple[flo
     return tuple(runs)
 
 
-def _decisions(history: GuardHistory, db: sqlite3.Connection, width: int, bins: int) -> None:
+def _decisions(
+    history: GuardHistory, db: sqlite3.Connection, width: int, bins: int, scope: Scope
+) -> None:
     assert history.window is not None
     low, high = history.window
-    window = (low, high)
+    scoped, names = scope.where()
+    in_window = f"at >= ? AND at <= ? AND {scoped}"
+    window = (low, high, *names)
     per_bin: dict[str, list[int]] = {}
     for index, action, n in db.execute(
         "SELECT CAST((at - ?) / ? AS INTEGER), action, COUNT(*) FROM decisions"
-        " WHERE at >= ? AND at <= ? GROUP BY 1, 2",
+        f" WHERE {in_window} GROUP BY 1, 2",
         (low, width, *window),
     ):
         per_bin.setdefault(str(action), [0] * bins)[min(int(index), bins - 1)] += int(n)
@@ -203,15 +219,15 @@ def _decisions(history: GuardHistory, db: sqlite3.Connection, width: int, bins: 
         }
         for r in db.execute(
             "SELECT netns, signal, action, COUNT(*), COUNT(DISTINCT target), MIN(at), MAX(at)"
-            " FROM decisions WHERE at >= ? AND at <= ? GROUP BY 1, 2, 3"
+            f" FROM decisions WHERE {in_window} GROUP BY 1, 2, 3"
             " ORDER BY 4 DESC, 1, 2, 3 LIMIT ?",
             (*window, ROWS_SHOWN),
         )
     ]
     history.decisions_total = int(
-        db.execute("SELECT COUNT(*) FROM decisions WHERE at >= ? AND at <= ?", window).fetchone()[0]
+        db.execute(f"SELECT COUNT(*) FROM decisions WHERE {in_window}", window).fetchone()[0]
     )
-    history.decisions = decision_rows(db, "at >= ? AND at <= ?", window, ROWS_SHOWN)
+    history.decisions = decision_rows(db, in_window, window, ROWS_SHOWN)
 
 
 def gather_guard_history(
@@ -221,9 +237,12 @@ def gather_guard_history(
     until: float | None,
     now: float,
     where: str,
+    netns: tuple[str, ...] | None = None,
 ) -> GuardHistory:
     """The guard's history between ``since`` and ``until`` (None: all it kept);
-    bans active at ``until`` (or ``now``: the capture's time for a bundle)."""
+    bans active at ``until`` (or ``now``: the capture's time for a bundle).
+    ``netns``: the names the guard may have labelled the namespace asked for
+    (None: every namespace it guarded)."""
     if path is None or not path.exists():
         return GuardHistory("absent", where)
     try:
@@ -233,7 +252,7 @@ def gather_guard_history(
     except (OSError, sqlite3.Error) as err:
         return GuardHistory("unreadable", where, str(err))
     try:
-        return _read(db, since=since, until=until, now=now, where=where)
+        return _read(db, since=since, until=until, now=now, where=where, scope=Scope(netns))
     except sqlite3.Error as err:
         return GuardHistory("unreadable", where, f"not a guard database: {err}")
     finally:
@@ -241,7 +260,13 @@ def gather_guard_history(
 
 
 def _read(
-    db: sqlite3.Connection, *, since: float | None, until: float | None, now: float, where: str
+    db: sqlite3.Connection,
+    *,
+    since: float | None,
+    until: float | None,
+    now: float,
+    where: str,
+    scope: Scope,
 ) -> GuardHistory:
     schema = schema_version(db)
     if schema > SCHEMA_VERSION:
@@ -262,14 +287,17 @@ def _read(
             f"the guard's database has schema {schema}, from a ctguard that did not record the "
             "table's fill: decisions and bans only"
         )
-    banned = "b.expires > ? AND b.added <= ? AND b.status != ?"
-    params = (bans_at, bans_at, STATUS_LIFTED)
+    scoped, names = scope.where("b.netns")
+    banned = f"b.expires > ? AND b.added <= ? AND b.status != ? AND {scoped}"
+    params = (bans_at, bans_at, STATUS_LIFTED, *names)
     history.bans_total = int(
         db.execute(f"SELECT COUNT(*) FROM bans b WHERE {banned}", params).fetchone()[0]
     )
     history.bans = query_bans(db, banned, params)[-ROWS_SHOWN:]
-    window = _window(db, since, until, samples)
+    window = _window(db, since, until, samples, scope)
     if window is None:
+        if scope.labels is not None:
+            history.notes.append(_nothing_for(db, scope.labels))
         return history
     history.state = "recorded"
     history.window = window
@@ -279,8 +307,23 @@ def _read(
     starts = [window[0] + i * width for i in range(bins)]
     history.bin_starts = tuple(starts)
     if samples:
-        histories, left_out = _netns_history(db, window, width, bins)
+        histories, left_out = _netns_history(db, window, width, bins, scope)
         history.netns, history.netns_left_out = tuple(histories), left_out
         history.runs = _runs(histories, starts)
-    _decisions(history, db, width, bins)
+    _decisions(history, db, width, bins, scope)
     return history
+
+
+def _nothing_for(db: sqlite3.Connection, labels: tuple[str, ...]) -> str:
+    """Why a --netns report's guard section is empty, naming what the guard did watch."""
+    guarded = sorted(
+        str(row[0])
+        for row in db.execute(
+            "SELECT netns FROM decisions UNION SELECT netns FROM bans"
+            + (" UNION SELECT netns FROM samples" if _has_samples(db) else "")
+        )
+    )
+    seen = ", ".join(guarded[:NETNS_SHOWN]) + (" ..." if len(guarded) > NETNS_SHOWN else "")
+    return f"the guard recorded nothing for namespace {' / '.join(labels)} in the window" + (
+        f"; it recorded: {seen}" if guarded else ""
+    )

@@ -66,8 +66,11 @@ def guard_history_of(
     since: datetime | None,
     until: datetime | None,
     now: datetime,
+    netns: NetnsRef | None = None,
 ) -> GuardHistory:
-    """The guard's database of this host (its state directory) or the bundle's copy."""
+    """The guard's database of this host (its state directory) or the bundle's copy;
+    with ``netns``, that namespace's part (the guard labels a namespace by its
+    first `ip netns` name, else its inode)."""
     path = db_path(state_dir) if root.is_live else root.bundle_path(BUNDLE_GUARD_DB)
     at = bundle.captured_at_epoch if bundle and bundle.captured_at_epoch else now.timestamp()
     history = gather_guard_history(
@@ -76,6 +79,7 @@ def guard_history_of(
         until=until.timestamp() if until else None,
         now=at,
         where=str(path),
+        netns=None if netns is None else (*netns.names, str(netns.inode)),
     )
     if history.state == "absent" and bundle is not None:
         history.why = dict(bundle.missing).get(BUNDLE_GUARD_DB, "")
@@ -142,6 +146,6 @@ def gather_report(
         advice=advice,
         audit=gather_audit(root, netns),
         bundle=bundle,
-        guard=guard_history_of(root, state_dir, bundle, since, until, generated_at),
+        guard=guard_history_of(root, state_dir, bundle, since, until, generated_at, netns),
         notes=notes,
     )
