@@ -43,7 +43,7 @@ def test_nothing_to_delete_is_zero_and_a_failure_is_an_error(
     fake_conntrack(
         tmp_path,
         'case "$3" in\n'
-        "  10.*) echo 'conntrack v1.4.7: 0 flow entries have been deleted.' >&2;;\n"
+        "  10.*) echo 'conntrack v1.4.7: 0 flow entries have been deleted.' >&2; exit 1;;\n"
         '  *) echo "conntrack v1.4.7 (conntrack-tools): Operation not permitted" >&2; exit 1;;\n'
         "esac\n",
         monkeypatch,
@@ -51,3 +51,36 @@ def test_nothing_to_delete_is_zero_and_a_failure_is_an_error(
     assert delete_entries("10.0.0.1/32", None) == 0
     with pytest.raises(CtguardError, match="Operation not permitted"):
         delete_entries("192.0.2.1/32", None)
+
+
+def test_an_entry_that_expired_mid_deletion_is_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race seen under a flood: conntrack stops at an entry that timed out meanwhile.
+    Deletion is retried (the rest goes), and never undoes the block it belongs to."""
+    fake_conntrack(
+        tmp_path,
+        'runs="$(dirname "$0")/runs"; echo x >> "$runs"\n'
+        'if [ "$(wc -l < "$runs")" -lt 2 ]; then\n'
+        "  echo \"conntrack v1.4.7 (conntrack-tools): Operation failed: such conntrack doesn't"
+        ' exist" >&2; exit 1\n'
+        "fi\n"
+        "echo 'conntrack v1.4.7 (conntrack-tools): 5 flow entries have been deleted.' >&2\n",
+        monkeypatch,
+    )
+    assert delete_entries("10.88.0.10/32", None) == 5
+    assert (tmp_path / "bin" / "runs").read_text().count("x") == 2
+
+
+def test_an_entry_that_keeps_vanishing_gives_up_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_conntrack(
+        tmp_path,
+        'echo x >> "$(dirname "$0")/runs"\n'
+        "echo \"conntrack v1.4.7 (conntrack-tools): Operation failed: such conntrack doesn't"
+        ' exist" >&2; exit 1\n',
+        monkeypatch,
+    )
+    assert delete_entries("10.88.0.10/32", None) == 0
+    assert (tmp_path / "bin" / "runs").read_text().count("x") == 3
