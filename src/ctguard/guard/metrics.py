@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from ctguard.guard.detect import (
     ACTION_ALLOWLISTED,
@@ -39,13 +39,14 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry
-    from prometheus_client.core import Metric
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
     from ctguard.gather.collect import Collector
     from ctguard.gather.kmsg_follow import KmsgFollower
     from ctguard.guard.service import Guard
 
 PREFIX = "ctguard_guard_"
+_PerNetns = TypeVar("_PerNetns", "GaugeMetricFamily", "CounterMetricFamily")
 ACTIONS = (
     ACTION_BLOCK,
     ACTION_WOULD_BLOCK,
@@ -139,14 +140,14 @@ class GuardMetrics:
         for (action, signal), value in decisions:
             family.add_metric([action, signal], float(value))
         yield family
-        gauge = GaugeMetricFamily(
-            PREFIX + "bans_active",
-            "the guard's bans in force (not expired, not lifted) per watched namespace",
-            labels=["netns"],
+        yield per_netns(
+            GaugeMetricFamily(
+                PREFIX + "bans_active",
+                "the guard's bans in force (not expired, not lifted) per watched namespace",
+                labels=["netns"],
+            ),
+            bans,
         )
-        for netns, value in bans:
-            gauge.add_metric([netns], float(value))
-        yield gauge
         histogram = HistogramMetricFamily(
             PREFIX + "detection_latency_seconds",
             "from the start of the first tick in which a source was over its rule to its block "
@@ -156,30 +157,38 @@ class GuardMetrics:
         cumulative = [(str(float(le)), float(n)) for le, n in pairs]
         histogram.add_metric([], [*cumulative, ("+Inf", float(count))], total)
         yield histogram
-        family = CounterMetricFamily(
-            PREFIX + "reconcile_repairs",
-            "bans the kernel had lost (reboot, nft flush ruleset, firewall reload) and the "
-            "guard put back",
-            labels=["netns"],
+        yield per_netns(
+            CounterMetricFamily(
+                PREFIX + "reconcile_repairs",
+                "bans the kernel had lost (reboot, nft flush ruleset, firewall reload) and the "
+                "guard put back",
+                labels=["netns"],
+            ),
+            repairs,
         )
-        for netns, value in repairs:
-            family.add_metric([netns], float(value))
-        yield family
-        family = CounterMetricFamily(
-            PREFIX + "events_lost",
-            "ENOBUFS errors on the new-entry event socket: the kernel dropped events because "
-            "its buffer was full; counts of those ticks are lower bounds and a table read follows",
-            labels=["netns"],
+        yield per_netns(
+            CounterMetricFamily(
+                PREFIX + "events_lost",
+                "ENOBUFS errors on the new-entry event socket: the kernel dropped events "
+                "because its buffer was full; counts of those ticks are lower bounds and a "
+                "table read follows",
+                labels=["netns"],
+            ),
+            lost,
         )
-        for netns, value in lost:
-            family.add_metric([netns], float(value))
-        yield family
         if last_tick is not None:
             yield GaugeMetricFamily(
                 PREFIX + "last_tick_timestamp_seconds",
                 "when the guard's loop last finished a tick (Unix time); stale = the loop is stuck",
                 value=last_tick,
             )
+
+
+def per_netns(family: _PerNetns, values: list[tuple[str, int]]) -> _PerNetns:
+    """``family`` with one sample per namespace of ``values``."""
+    for netns, value in values:
+        family.add_metric([netns], float(value))
+    return family
 
 
 def add_guard_collectors(
