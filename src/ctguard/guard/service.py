@@ -63,6 +63,7 @@ from ctguard.kernel.netns import entered_netns
 from ctguard.kernel.root import KernelRoot
 from ctguard.model.collection import NetnsSample
 from ctguard.model.netns_ref import NetnsRef
+from ctguard.plan.actions import DeleteEntries, Plan
 from ctguard.plan.firewall import FirewallTarget, load_firewall_state, plan_firewall, with_backend
 from ctguard.rules import safety
 from ctguard.rules.backends.nft import TABLE
@@ -427,7 +428,10 @@ class Guard:
     def _load(
         self, watch: Watch, wanted: list[Block], now: float, title: str, delete: tuple[str, ...]
     ) -> None:
-        """Merge ``wanted`` into ctguard's firewall state of the namespace and load it whole."""
+        """Merge ``wanted`` into ctguard's firewall state of the namespace and load it
+        whole; then delete the ``delete`` sources' entries, in a plan of its own: a
+        deletion that fails (a huge table past the tool's timeout) leaves the block in
+        place, and the entries then expire behind it."""
         target = self._target(watch.netns)
         with self.journal.locked():
             state = with_backend(load_firewall_state(target), "auto", self.nft).live(now)
@@ -438,20 +442,32 @@ class Guard:
                 now,
                 title=title,
                 reader=RulesReader(watch.netns),
-                delete_sources=delete,
+            )
+            self._apply_plan(plan, "nothing changed")
+            if not delete:
+                return
+            deletion = Plan(
+                f"{title}: delete their entries",
+                (DeleteEntries(delete, watch.netns, "the blocked sources' existing entries"),),
             )
             try:
-                # the guard's handlers only note SIGTERM/SIGHUP: a ban being put in
-                # completes, and the signal is honoured between ticks
-                apply_plan(plan, self.journal, live_system(self.root), unwind_on_signal=False)
-            except Terminated as err:
-                # the executor put everything back; the ban stays pending for the
-                # next reconcile, and the signal is honoured as between ticks
-                if str(err) == "SIGHUP":
-                    self.reload_wanted = True
-                else:
-                    self.stopping = True
-                raise CtguardError(f"interrupted by {err}; nothing changed") from err
+                self._apply_plan(deletion, "the block stays; their entries were not deleted")
+            except CtguardError as err:
+                self.emit(event="delete-failed", netns=watch.label, why=err.what)
+
+    def _apply_plan(self, plan: Plan, if_interrupted: str) -> None:
+        try:
+            # the guard's handlers only note SIGTERM/SIGHUP: a ban being put in
+            # completes, and the signal is honoured between ticks
+            apply_plan(plan, self.journal, live_system(self.root), unwind_on_signal=False)
+        except Terminated as err:
+            # the executor put the plan's changes back; a ban stays pending for the
+            # next reconcile, and the signal is honoured as between ticks
+            if str(err) == "SIGHUP":
+                self.reload_wanted = True
+            else:
+                self.stopping = True
+            raise CtguardError(f"interrupted by {err}; {if_interrupted}") from err
 
     def _apply(self, watch: Watch, items: list[tuple[Decision, int]], now: float) -> None:
         policy = self.policy.for_netns(watch.label)
