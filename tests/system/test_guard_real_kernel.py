@@ -267,3 +267,31 @@ def test_a_capture_taken_while_the_guard_runs_reports_its_history(topology, tmp_
     assert sum(history["decisions_per_bin"]["would-block"]) >= 1
     assert f"{atk}/32" in {d["target"] for d in history["decisions"]}
     assert history["bans"] == []  # a dry run bans nothing
+
+
+def test_a_flood_spread_over_one_24_blocks_the_network(topology, tmp_path: Path) -> None:
+    """Spoofed or rotating sources: each under the per-source rate, their /24 over
+    its own; the guard blocks the network, and the innocent client's stays open."""
+    server, (attacker, _atk, srv_a), (innocent, inn, srv_b) = topology
+    network = "10.86.9.0/24"  # none of the server's own addresses is in it
+    sources = [f"10.86.9.{i}" for i in range(1, 51)]
+    policy = POLICY.replace("sustain = 2\n", "sustain = 2\nnew_flows_per_net24 = 300\n")
+    with guard(tmp_path, server, policy) as log:
+        end, port = time.monotonic() + 10.0, 1000
+
+        def stop() -> bool:
+            return "event=blocked" in log.read_text()
+
+        while time.monotonic() < end and not stop():
+            for source in sources:  # ~4 new flows each a round: far under 200/s
+                udp_flood(attacker, [source], srv_a, port, 4, deadline=1)
+            port += 1
+            time.sleep(0.05)
+        assert stop(), log.read_text()[-2000:]
+        line = next(x for x in log.read_text().splitlines() if "action=block " in x)
+        assert f"source={network}" in line and "signal=new-flows-net24" in line
+        assert blocked(server, network)
+        assert not blocked(server, inn)
+        assert "signal=new-flows-source" not in log.read_text()
+        send_udp(innocent, srv_b, [4000])  # the innocent client still gets through
+        assert wait_until(lambda: entries_of(server, inn) > 0)
