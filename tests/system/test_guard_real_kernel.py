@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -295,3 +296,40 @@ def test_a_flood_spread_over_one_24_blocks_the_network(topology, tmp_path: Path)
         assert "signal=new-flows-source" not in log.read_text()
         send_udp(innocent, srv_b, [4000])  # the innocent client still gets through
         assert wait_until(lambda: entries_of(server, inn) > 0)
+
+
+def test_a_flood_spread_over_one_64_blocks_the_network(topology, tmp_path: Path) -> None:
+    """The same over IPv6: 50 addresses of one /64 (outside the server's own), each
+    under the per-source rate; the guard blocks the /64."""
+    server, (attacker, _atk, _srv_a), _ = topology
+    network = "fd00:86:0:9::/64"
+    sources = [f"fd00:86:0:9::{i:x}" for i in range(1, 51)]
+    shown = attacker.exec(["ip", "-o", "-6", "addr", "show"])
+    device = next(line.split()[1] for line in shown.splitlines() if "fd00:86::1/" in line)
+    for source in sources:
+        attacker.exec(["ip", "-6", "addr", "add", f"{source}/64", "dev", device, "nodad"])
+    with attacker.entered():
+        sockets = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in sources]
+    try:
+        for sock, source in zip(sockets, sources, strict=True):
+            sock.bind((source, 0))
+        policy = POLICY.replace("sustain = 2\n", "sustain = 2\nnew_flows_per_net64 = 300\n")
+        with guard(tmp_path, server, policy) as log:
+            end, port = time.monotonic() + 10.0, 1000
+
+            def stop() -> bool:
+                return "event=blocked" in log.read_text()
+
+            while time.monotonic() < end and not stop():
+                for sock in sockets:  # 4 new flows each a round (4 ports): far under 200/s
+                    for offset in range(4):
+                        sock.sendto(b"ctguard-lab", ("fd00:86::2", port + offset))
+                port += 4
+                time.sleep(0.05)
+            assert stop(), log.read_text()[-2000:]
+            line = next(x for x in log.read_text().splitlines() if "action=block " in x)
+            assert f"source={network}" in line and "signal=new-flows-net64" in line
+            assert blocked(server, network)
+    finally:
+        for sock in sockets:
+            sock.close()
