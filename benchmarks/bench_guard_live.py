@@ -25,6 +25,10 @@ every exit path.
   addresses (a spoofed flood, every /24 under its rule) into a guard
   without ``--listen``, then its RSS and peak RSS.
 
+- ``--namespaces N`` (instead of the above): a guard ``--all-netns
+  --dry-run`` following N namespaces of its own (each with a table in use)
+  and the host's, idle: its CPU and RSS (a container host's case).
+
 The server's UDP timeout is lowered to 2 s inside its namespace (a
 per-namespace sysctl), so a flood holds at most a few seconds of flows.
 """
@@ -147,7 +151,16 @@ class Sender:
 class GuardProcess:
     """`ctguard guard --netns SERVER --listen 127.0.0.1:0` with its own state and log."""
 
-    def __init__(self, workdir: Path, server: LabNamespace, *, listen: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server: LabNamespace | None,
+        *,
+        listen: bool = True,
+        watching: int = 1,
+    ) -> None:
+        """``server`` None: ``--all-netns --dry-run`` (every namespace of the host is
+        watched, none is changed), started once ``watching`` namespaces are followed."""
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "guard.toml"
         config.write_text(POLICY)
@@ -158,14 +171,15 @@ class GuardProcess:
             "CTGUARD_ETC_DIR": str(workdir / "etc"),
             "CTGUARD_ALLOWLIST": str(workdir / "allowlist"),
         }
-        argv = [sys.executable, "-m", "ctguard", "guard", "--netns", server.name]
+        which = ["--netns", server.name] if server else ["--all-netns", "--dry-run"]
+        argv = [sys.executable, "-m", "ctguard", "guard", *which]
         argv += ["--config", str(config), *(["--listen", "127.0.0.1:0"] if listen else [])]
         with open(self.log, "w") as stream:
             self.process = subprocess.Popen(argv, env=env, stderr=stream)
         self.offset = 0
         self.text = ""
         deadline = time.monotonic() + 30
-        while "event=watching" not in self.read():
+        while self.read().count("event=watching") < watching:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the guard did not start: {self.read()[-2000:]}")
             time.sleep(0.1)
@@ -330,6 +344,26 @@ def million(guard: GuardProcess, sender: Sender, rate: int) -> dict[str, float]:
     }
 
 
+def many_namespaces(count: int, seconds: float) -> dict[str, float]:
+    """A dry-run guard following ``count`` namespaces of its own (each with a table
+    in use) plus the host's: its CPU over ``seconds`` of quiet, and its RSS."""
+    with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
+        for index in range(count):
+            lab.add_namespace(f"m{index}").enable_conntrack()
+        guard = GuardProcess(Path(tmp), None, listen=False, watching=count)
+        try:
+            time.sleep(2)  # the start-up table reads are done
+            share, rss = idle(guard, seconds)
+            followed = guard.read().count("event=watching")
+        finally:
+            guard.stop()
+    return {
+        "namespaces": followed,
+        "cpu_share": round(share, 4),
+        "rss_mib": round(rss, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -343,8 +377,18 @@ def main() -> None:
         "--million-rate", type=int, default=50000, help="pace of the million-source flood"
     )
     parser.add_argument("--no-million", action="store_true")
+    parser.add_argument(
+        "--namespaces",
+        type=int,
+        default=0,
+        help="only this: a dry-run --all-netns guard idle over that many namespaces",
+    )
     args = parser.parse_args()
     lab_preflight()
+    if args.namespaces:
+        result = many_namespaces(args.namespaces, args.idle)
+        print(json.dumps(result, indent=1))
+        return
     rates = [int(r) for r in args.rates.split(",")]
     results: dict[str, object] = {"kernel": os.uname().release, "cpus": os.cpu_count()}
     with topology() as (_lab, server, attacker, srv), tempfile.TemporaryDirectory() as tmp:
