@@ -57,6 +57,14 @@ _TOOLTIP = re.compile(
     r'<desc class="y[^"]*">[^<]*</desc>(?:<desc class="x_label">([^<]*)</desc>)?'
 )
 _DIGITS = re.compile(r"(\d\.\d{2})\d+")
+# geometry attributes only: a label or a tooltip ("192.168.1.100") is never cut
+_GEOMETRY = re.compile(
+    r'(\s(?:d|x|y|x1|x2|y1|y2|cx|cy|r|rx|ry|width|height|transform|points|viewBox)=")([^"]*)"'
+)
+
+
+def _round(match: re.Match[str]) -> str:
+    return match.group(1) + _DIGITS.sub(r"\1", match.group(2)) + '"'
 
 
 def _title(match: re.Match[str]) -> str:
@@ -71,7 +79,7 @@ def _svg(chart: Any) -> str:
     coordinates keep two decimals: a chart of 120 bars stays a few tens of kB."""
     text = chart.render()
     svg = text.decode() if isinstance(text, bytes) else str(text)
-    return _DIGITS.sub(r"\1", _TOOLTIP.sub(_title, _SCRIPT.sub("", svg)))
+    return _GEOMETRY.sub(_round, _TOOLTIP.sub(_title, _SCRIPT.sub("", svg)))
 
 
 def bar_chart(title: str, rows: list[tuple[str, int]], *, alert_first: bool = False) -> str:
