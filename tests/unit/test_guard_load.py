@@ -4,7 +4,9 @@ in a plan of its own, so a deletion that fails never takes the block away."""
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -62,3 +64,16 @@ def test_the_entries_are_deleted_after_the_block(
     assert [type(a) for a in second.actions] == [DeleteEntries]
     assert second.actions[0].networks == ("198.51.100.9/32",)  # type: ignore[union-attr]
     assert "delete-failed" not in log.getvalue()
+
+
+def test_a_samples_write_that_fails_does_not_stop_the_guard(tmp_path: Path) -> None:
+    """The history is not worth the protection: a full disk is logged, the tick goes on."""
+    made, log = guard(tmp_path)
+
+    def full(at: float, samples: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    made.collector = SimpleNamespace(collect=lambda: SimpleNamespace(samples=()))  # type: ignore[assignment]
+    made.db.record_samples = full  # type: ignore[method-assign]
+    made.tick()
+    assert "event=samples-failed" in log.getvalue() and "disk is full" in log.getvalue()

@@ -155,3 +155,18 @@ def test_the_read_only_reader_never_writes(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         open_read_only(tmp_path / "absent.sqlite3")
     assert not (tmp_path / "absent.sqlite3").exists()
+
+
+def test_a_full_disk_says_so_and_the_database_stays_usable(tmp_path: Path) -> None:
+    """SQLITE_FULL rolls the transaction back itself: the error raised must be the
+    disk's, not a failed second ROLLBACK; once there is room, writes go on."""
+    db = GuardDb(tmp_path / "guard.sqlite3")
+    pages = db._db.execute("PRAGMA page_count").fetchone()[0]
+    db._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    many = tuple(sample(f"netns-{i:04}", i, 0) for i in range(2000))
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        for tick in range(50):
+            db.record_samples(1_000_000.0 + tick, many)
+    db._db.execute("PRAGMA max_page_count = 1073741823")
+    db.record_samples(1_000_100.0, (sample("a", 1, 0),))
+    assert (1_000_100.0, "a") in {(r[0], r[1]) for r in rows(tmp_path / "guard.sqlite3")}

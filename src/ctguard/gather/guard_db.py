@@ -4,7 +4,8 @@ The guard (``guard/state.py``) writes the file; `ctguard report` and
 `ctguard capture` read it and must not depend on the guard's code, so the
 schema (numbered migrations), the row types and the read-only queries live
 here, below both.  A reader opens the file with ``mode=ro``: it never
-creates, migrates or locks it for writing, even when the guard is running.
+creates, migrates or locks it for writing, even when the guard is running
+(SQLite may still create the ``-wal``/``-shm`` index files of a WAL database).
 
 Tables (migration 1): ``decisions`` (every decision with its evidence) and
 ``bans``; (migration 2): ``samples``, the fill and drop counters of every

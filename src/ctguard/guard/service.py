@@ -24,6 +24,7 @@ import json
 import select
 import shutil
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -312,7 +313,11 @@ class Guard:
         collection = self.collector.collect()
         self._follow(collection.samples)
         now = self.clock()
-        self.db.record_samples(now, collection.samples)
+        try:
+            self.db.record_samples(now, collection.samples)
+        except sqlite3.Error as err:
+            # the history is not worth the protection: a full disk must not stop the guard
+            self.emit(event="samples-failed", why=str(err))
         blocks: dict[str, list[tuple[Decision, int]]] = {}
         for sample in collection.samples:
             watch = self.watches.get(sample.label)

@@ -94,7 +94,10 @@ class GuardDb:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (SQLITE_FULL): a
+            # second ROLLBACK would fail and hide the error that matters
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -174,8 +177,9 @@ class GuardDb:
                     rows,
                 )
                 if fold:
-                    self._last_fold = at
                     self._fold(db, at)
+            if fold:
+                self._last_fold = at  # committed: a failed fold is tried again next tick
         finally:
             self._db.execute("PRAGMA synchronous=FULL")
 
