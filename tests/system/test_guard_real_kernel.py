@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -270,26 +270,33 @@ def test_a_capture_taken_while_the_guard_runs_reports_its_history(topology, tmp_
     assert history["bans"] == []  # a dry run bans nothing
 
 
+def spread_until_blocked(log: Path, send_round: Callable[[int], None]) -> str:
+    """``send_round(port)`` every ~50 ms (a new port each round) until the guard logs a
+    block, at most 10 s; the block's log line."""
+    end, port = time.monotonic() + 10.0, 1000
+    while time.monotonic() < end and "event=blocked" not in log.read_text():
+        send_round(port)
+        port += 4
+        time.sleep(0.05)
+    text = log.read_text()
+    assert "event=blocked" in text, text[-2000:]
+    return next(x for x in text.splitlines() if "action=block " in x)
+
+
 def test_a_flood_spread_over_one_24_blocks_the_network(topology, tmp_path: Path) -> None:
     """Spoofed or rotating sources: each under the per-source rate, their /24 over
     its own; the guard blocks the network, and the innocent client's stays open."""
     server, (attacker, _atk, srv_a), (innocent, inn, srv_b) = topology
     network = "10.86.9.0/24"  # none of the server's own addresses is in it
     sources = [f"10.86.9.{i}" for i in range(1, 51)]
+
+    def send_round(port: int) -> None:
+        for source in sources:  # 4 new flows each a round: far under 200/s
+            udp_flood(attacker, [source], srv_a, port, 4, deadline=1)
+
     policy = POLICY.replace("sustain = 2\n", "sustain = 2\nnew_flows_per_net24 = 300\n")
     with guard(tmp_path, server, policy) as log:
-        end, port = time.monotonic() + 10.0, 1000
-
-        def stop() -> bool:
-            return "event=blocked" in log.read_text()
-
-        while time.monotonic() < end and not stop():
-            for source in sources:  # ~4 new flows each a round: far under 200/s
-                udp_flood(attacker, [source], srv_a, port, 4, deadline=1)
-            port += 1
-            time.sleep(0.05)
-        assert stop(), log.read_text()[-2000:]
-        line = next(x for x in log.read_text().splitlines() if "action=block " in x)
+        line = spread_until_blocked(log, send_round)
         assert f"source={network}" in line and "signal=new-flows-net24" in line
         assert blocked(server, network)
         assert not blocked(server, inn)
@@ -310,24 +317,18 @@ def test_a_flood_spread_over_one_64_blocks_the_network(topology, tmp_path: Path)
         attacker.exec(["ip", "-6", "addr", "add", f"{source}/64", "dev", device, "nodad"])
     with attacker.entered():
         sockets = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in sources]
+
+    def send_round(port: int) -> None:
+        for sock in sockets:  # 4 new flows each a round (4 ports): far under 200/s
+            for offset in range(4):
+                sock.sendto(b"ctguard-lab", ("fd00:86::2", port + offset))
+
     try:
         for sock, source in zip(sockets, sources, strict=True):
             sock.bind((source, 0))
         policy = POLICY.replace("sustain = 2\n", "sustain = 2\nnew_flows_per_net64 = 300\n")
         with guard(tmp_path, server, policy) as log:
-            end, port = time.monotonic() + 10.0, 1000
-
-            def stop() -> bool:
-                return "event=blocked" in log.read_text()
-
-            while time.monotonic() < end and not stop():
-                for sock in sockets:  # 4 new flows each a round (4 ports): far under 200/s
-                    for offset in range(4):
-                        sock.sendto(b"ctguard-lab", ("fd00:86::2", port + offset))
-                port += 4
-                time.sleep(0.05)
-            assert stop(), log.read_text()[-2000:]
-            line = next(x for x in log.read_text().splitlines() if "action=block " in x)
+            line = spread_until_blocked(log, send_round)
             assert f"source={network}" in line and "signal=new-flows-net64" in line
             assert blocked(server, network)
     finally:
